@@ -1,0 +1,106 @@
+/*
+ * btree.h — an ordered map from byte-string keys to 32-bit refs, as a B+tree
+ * whose nodes live in a shard's slab.
+ *
+ * The tree does not own the keys of its entries: each entry is a ref to an
+ * object of the caller's (the MVCC store's record), and the caller tells the
+ * tree how to read a key back from such a ref (key_of). The tree stores, per
+ * entry, the ref and an 8-byte "head" of the key (the 8 bytes after the
+ * node's common prefix), so a search compares integers inside the node and
+ * dereferences a record only when two heads tie. Separator keys in inner
+ * nodes are the tree's own copies (shortest separators, not whole keys).
+ * The node layout is the byte table in btree_int.h.
+ *
+ * Order: keys compare as unsigned bytes, then by length (memcmp order, "a" <
+ * "a\0" < "b"), as etcd orders keys.
+ *
+ * Contract:
+ *  - Single-threaded: the owning shard thread only.
+ *  - Keys are 1 .. BTREE_KEY_SIZE_MAX bytes. The tree never stores an entry
+ *    whose key_of() differs from the key it was inserted under; the caller
+ *    may swap the ref of an entry (btree_iter_set_ref) for another ref whose
+ *    key is equal.
+ *  - Any insert or remove invalidates every iterator; btree_iter_set_ref
+ *    does not.
+ *  - Errors: KEEL_ENOMEM when the slab is spent (the tree is unchanged).
+ *  - btree_check() walks the whole tree (order, fill, heads, prefixes, leaf
+ *    chain, count) and is meant for tests and asserts, not the hot path.
+ */
+#ifndef KEEL_CORE_BTREE_H
+#define KEEL_CORE_BTREE_H
+
+#include "core/slab.h"
+#include "core/types.h"
+
+#define BTREE_KEY_SIZE_MAX 65535u
+
+/* Reads back the key of an entry's ref. Must be pure and cheap. */
+typedef struct span (*btree_key_of_fn)(void *ctx, arena_ref ref);
+
+struct btree {
+    struct slab *slab;
+    btree_key_of_fn key_of;
+    void *key_ctx;
+    arena_ref root;  /* 0 when empty */
+    arena_ref first; /* leftmost leaf, 0 when empty */
+    arena_ref last;  /* rightmost leaf */
+    u32 height;      /* 0 when empty, 1 when the root is a leaf */
+    u64 count;       /* entries */
+    u64 leaves;
+    u64 inners;
+    u64 separator_bytes; /* slab bytes held by separator copies */
+};
+
+/* A position in the tree: a leaf and a slot in it. */
+struct btree_iter {
+    const struct btree *tree;
+    arena_ref leaf; /* 0 when past either end */
+    u32 index;
+};
+
+void btree_init(struct btree *t, struct slab *s, btree_key_of_fn key_of, void *key_ctx);
+/* Frees every node (not the entries' objects: those are the caller's). */
+void btree_destroy(struct btree *t);
+
+/* The ref stored under key, or 0. */
+arena_ref btree_get(const struct btree *t, struct span key);
+
+/* Inserts (key, ref) if key is absent: returns KEEL_OK with *existing = 0.
+ * If key is present, changes nothing and returns KEEL_OK with *existing set to
+ * the stored ref. KEEL_ENOMEM if a split could not get a node. */
+int btree_insert(struct btree *t, struct span key, arena_ref ref, arena_ref *existing);
+
+/* Removes key; returns its ref, or 0 if absent. Never fails: merging nodes
+ * frees memory and needs none. */
+arena_ref btree_remove(struct btree *t, struct span key);
+
+/* Iteration. Seek functions leave it->leaf = 0 when no entry qualifies. */
+void btree_iter_first(struct btree_iter *it, const struct btree *t);
+void btree_iter_last(struct btree_iter *it, const struct btree *t);
+/* First entry with key >= key. */
+void btree_iter_seek_ge(struct btree_iter *it, const struct btree *t, struct span key);
+/* Last entry with key < key. */
+void btree_iter_seek_lt(struct btree_iter *it, const struct btree *t, struct span key);
+void btree_iter_next(struct btree_iter *it);
+void btree_iter_prev(struct btree_iter *it);
+
+static inline bool btree_iter_valid(const struct btree_iter *it)
+{
+    return it->leaf != 0;
+}
+
+arena_ref btree_iter_ref(const struct btree_iter *it);
+struct span btree_iter_key(const struct btree_iter *it);
+/* Replaces the ref at the iterator; the new ref's key must equal the old. */
+void btree_iter_set_ref(struct btree_iter *it, arena_ref ref);
+
+/* Number of entries with start <= key < end; end.len == 0 means "to the end". */
+u64 btree_count_range(const struct btree *t, struct span start, struct span end);
+
+/* Compares two keys in the tree's order (memcmp, then length). */
+int btree_key_cmp(struct span a, struct span b);
+
+/* Full structural check; true if sound. O(n), touches every entry. */
+bool btree_check(const struct btree *t);
+
+#endif
