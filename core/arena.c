@@ -29,8 +29,8 @@ static void *arena_backend_alloc(struct arena *a, size_t size)
 
 static void arena_backend_free(struct arena *a, void *p, size_t size)
 {
-#ifdef KEEL_SANITIZE
     (void)a;
+#ifdef KEEL_SANITIZE
     (void)size;
     free(p);
 #else
