@@ -22,8 +22,8 @@ static void *arena_backend_alloc(struct arena *a, size_t size)
     (void)a;
     return aligned_alloc(ARENA_ALIGN, size);
 #else
-    return mallocx(size, MALLOCX_ARENA(a->je_arena) | MALLOCX_TCACHE_NONE |
-                             MALLOCX_ALIGN(ARENA_ALIGN));
+    return mallocx(size,
+                   MALLOCX_ARENA(a->je_arena) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(ARENA_ALIGN));
 #endif
 }
 
@@ -115,8 +115,10 @@ int arena_extent_alloc(struct arena *a, size_t size_bytes, arena_ref *ref)
     }
     u8 *p = arena_backend_alloc(a, size);
     if (p == NULL) return KEEL_ENOMEM;
-    if (a->extent_free_count > 0) a->extent_free_count--;
-    else a->extent_high++;
+    if (a->extent_free_count > 0)
+        a->extent_free_count--;
+    else
+        a->extent_high++;
     ASSERT(a->extent_base[index] == NULL);
     a->extent_base[index] = p;
     a->extent_size[index] = (u32)size;

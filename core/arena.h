@@ -32,16 +32,16 @@
 #include "core/types.h"
 
 #define ARENA_OFFSET_BITS 17
-#define ARENA_ALIGN 8u
-#define ARENA_CHUNK_SIZE ((size_t)1 << (ARENA_OFFSET_BITS + 3)) /* 1 MiB */
-#define ARENA_EXTENTS_MAX ((u32)1 << (32 - ARENA_OFFSET_BITS))  /* 32768 */
+#define ARENA_ALIGN       8u
+#define ARENA_CHUNK_SIZE  ((size_t)1 << (ARENA_OFFSET_BITS + 3)) /* 1 MiB */
+#define ARENA_EXTENTS_MAX ((u32)1 << (32 - ARENA_OFFSET_BITS))   /* 32768 */
 
 typedef u32 arena_ref;
 
 struct arena {
-    u8 **extent_base;       /* [ARENA_EXTENTS_MAX]; NULL when free */
-    u32 *extent_size;       /* [ARENA_EXTENTS_MAX]; bytes, rounded to ARENA_ALIGN */
-    u32 *extent_free;       /* stack of freed extent indexes */
+    u8 **extent_base; /* [ARENA_EXTENTS_MAX]; NULL when free */
+    u32 *extent_size; /* [ARENA_EXTENTS_MAX]; bytes, rounded to ARENA_ALIGN */
+    u32 *extent_free; /* stack of freed extent indexes */
     u32 extent_free_count;
     u32 extent_high;        /* indexes [1, extent_high) have been handed out */
     u32 extent_live;        /* extents currently allocated */

@@ -23,8 +23,8 @@
 
 _Noreturn void keel_assert_fail(const char *expr, const char *file, int line, const char *func);
 
-#define ASSERT(x)                                                                         \
-    do {                                                                                  \
+#define ASSERT(x)                                                                          \
+    do {                                                                                   \
         if (__builtin_expect(!(x), 0)) keel_assert_fail(#x, __FILE__, __LINE__, __func__); \
     } while (0)
 

@@ -48,8 +48,7 @@ void btree_destroy(struct btree *t)
     t->count = t->leaves = t->inners = t->separator_bytes = 0;
 }
 
-static struct span btree_entry_key(const struct btree *t, const arena_ref *refs, bool leaf,
-                                   u32 i)
+static struct span btree_entry_key(const struct btree *t, const arena_ref *refs, bool leaf, u32 i)
 {
     return leaf ? t->key_of(t->key_ctx, refs[i]) : btree_sep_key(t, refs[i]);
 }
@@ -66,8 +65,10 @@ static u32 btree_search_ties(const struct btree *t, const arena_ref *refs, bool 
             *eq = true;
             return mid;
         }
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -80,14 +81,16 @@ u32 btree_node_search(const struct btree *t, const struct bnode_hdr *h, const u6
     if (p > 0) {
         int c = memcmp(key.ptr, h->prefix, KEEL_MIN(key.len, (size_t)p));
         if (c < 0 || (c == 0 && key.len < p)) return 0; /* below every key */
-        if (c > 0) return n;                              /* above every key */
+        if (c > 0) return n;                            /* above every key */
     }
     u64 hk = btree_head(key, p);
     u32 lo = 0, hi = n;
     while (lo < hi) { /* first head >= hk */
         u32 mid = lo + (hi - lo) / 2;
-        if (heads[mid] < hk) lo = mid + 1;
-        else hi = mid;
+        if (heads[mid] < hk)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     u32 tie_end = lo;
     while (tie_end < n && heads[tie_end] == hk) tie_end++;
@@ -119,6 +122,16 @@ arena_ref btree_get(const struct btree *t, struct span key)
     bool eq;
     u32 i = btree_node_search(t, &l->h, l->heads, l->refs, true, key, &eq);
     return eq ? l->refs[i] : 0;
+}
+
+arena_ref *btree_slot(const struct btree *t, struct span key)
+{
+    ASSERT(t != NULL);
+    if (t->root == 0 || key.len == 0) return NULL;
+    struct bleaf *l = btree_leaf(t, btree_descend(t, key));
+    bool eq;
+    u32 i = btree_node_search(t, &l->h, l->heads, l->refs, true, key, &eq);
+    return eq ? &l->refs[i] : NULL;
 }
 
 /* ---- iteration ---------------------------------------------------------- */
@@ -180,8 +193,10 @@ void btree_iter_seek_ge(struct btree_iter *it, const struct btree *t, struct spa
 void btree_iter_seek_lt(struct btree_iter *it, const struct btree *t, struct span key)
 {
     btree_iter_seek_ge(it, t, key);
-    if (it->leaf != 0) btree_iter_prev(it);
-    else btree_iter_last(it, t);
+    if (it->leaf != 0)
+        btree_iter_prev(it);
+    else
+        btree_iter_last(it, t);
 }
 
 arena_ref btree_iter_ref(const struct btree_iter *it)

@@ -65,6 +65,11 @@ void btree_destroy(struct btree *t);
 /* The ref stored under key, or 0. */
 arena_ref btree_get(const struct btree *t, struct span key);
 
+/* The slot holding key's ref inside its leaf, or NULL if key is absent: one
+ * descent for read-modify-write. Valid until the next insert or remove; write
+ * into it only a ref whose key equals key. */
+arena_ref *btree_slot(const struct btree *t, struct span key);
+
 /* Inserts (key, ref) if key is absent: returns KEEL_OK with *existing = 0.
  * If key is present, changes nothing and returns KEEL_OK with *existing set to
  * the stored ref. KEEL_ENOMEM if a split could not get a node. */

@@ -24,8 +24,7 @@ static bool walk_fail(struct btree_walk *w, const char *why)
 
 /* Checks one key of a node: prefix, head, order, and the node's bounds. */
 static bool walk_key(struct btree_walk *w, const struct bnode_hdr *h, u64 head, struct span key,
-                     struct span prev, bool has_prev, const struct span *lo,
-                     const struct span *hi)
+                     struct span prev, bool has_prev, const struct span *lo, const struct span *hi)
 {
     if (key.len == 0) return walk_fail(w, "empty key");
     if (key.len < h->prefix_len || memcmp(key.ptr, h->prefix, h->prefix_len) != 0) {
@@ -117,8 +116,8 @@ bool btree_check(const struct btree *t)
     struct btree_walk w = {.t = t};
     bool ok;
     if (t->root == 0) {
-        ok = t->height == 0 && t->count == 0 && t->first == 0 && t->last == 0 &&
-             t->leaves == 0 && t->inners == 0 && t->separator_bytes == 0;
+        ok = t->height == 0 && t->count == 0 && t->first == 0 && t->last == 0 && t->leaves == 0 &&
+             t->inners == 0 && t->separator_bytes == 0;
         if (!ok) w.why = "empty tree counters";
     } else {
         ok = t->height >= 1 && t->height <= BTREE_HEIGHT_MAX;

@@ -60,10 +60,10 @@
 #include <string.h>
 
 #define BTREE_PREFIX_MAX 48
-#define BTREE_LEAF_CAP 80
-#define BTREE_INNER_CAP 59
+#define BTREE_LEAF_CAP   80
+#define BTREE_INNER_CAP  59
 #define BTREE_HEIGHT_MAX 24 /* a fanout >= 2 tree this tall holds 2^23 leaves */
-#define BTREE_KIND_LEAF 1
+#define BTREE_KIND_LEAF  1
 #define BTREE_KIND_INNER 2
 
 struct bnode_hdr {

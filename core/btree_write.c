@@ -11,7 +11,7 @@
  */
 #include "core/btree_int.h"
 
-#define BTREE_LEAF_MERGE_MAX (BTREE_LEAF_CAP * 3 / 4)
+#define BTREE_LEAF_MERGE_MAX  (BTREE_LEAF_CAP * 3 / 4)
 #define BTREE_INNER_MERGE_MAX (BTREE_INNER_CAP * 3 / 4)
 
 /* ---- descent with a path ------------------------------------------------ */
@@ -113,8 +113,7 @@ static void btree_reserve_release(struct btree *t, struct btree_reserve *r, size
 }
 
 /* Reserves a leaf, `inners` inner nodes and a separator of sep_size bytes. */
-static int btree_reserve_take(struct btree *t, struct btree_reserve *r, u32 inners,
-                              size_t sep_size)
+static int btree_reserve_take(struct btree *t, struct btree_reserve *r, u32 inners, size_t sep_size)
 {
     memset(r, 0, sizeof(*r));
     ASSERT(inners <= BTREE_HEIGHT_MAX + 1);
@@ -180,14 +179,15 @@ static void btree_leaf_split(struct btree *t, arena_ref lref, u32 i, arena_ref r
     memcpy(rl->refs, all + s, rl->h.count * sizeof(all[0]));
     l->h.count = (u16)s;
     memcpy(l->refs, all, s * sizeof(all[0]));
-    btree_sep_write(t, r->sep, t->key_of(t->key_ctx, all[s - 1]),
-                    t->key_of(t->key_ctx, all[s]));
+    btree_sep_write(t, r->sep, t->key_of(t->key_ctx, all[s - 1]), t->key_of(t->key_ctx, all[s]));
     btree_leaf_refresh(t, l);
     btree_leaf_refresh(t, rl);
     rl->h.next = l->h.next;
     rl->h.prev = lref;
-    if (l->h.next) btree_leaf(t, l->h.next)->h.prev = r->leaf;
-    else t->last = r->leaf;
+    if (l->h.next)
+        btree_leaf(t, l->h.next)->h.prev = r->leaf;
+    else
+        t->last = r->leaf;
     l->h.next = r->leaf;
     t->leaves++;
     ASSERT(l->h.count >= 1 && rl->h.count >= 1);
@@ -197,8 +197,8 @@ static void btree_leaf_split(struct btree *t, arena_ref lref, u32 i, arena_ref r
 
 /* Splits full inner node nref while inserting (sep, kid) at slot i; the middle
  * separator goes up through *up_sep, the new right node through *up_kid. */
-static void btree_inner_split(struct btree *t, arena_ref nref, u32 i, arena_ref sep,
-                              arena_ref kid, u32 m, arena_ref rref, arena_ref *up_sep)
+static void btree_inner_split(struct btree *t, arena_ref nref, u32 i, arena_ref sep, arena_ref kid,
+                              u32 m, arena_ref rref, arena_ref *up_sep)
 {
     struct binner *nd = btree_inner(t, nref);
     u32 n = nd->h.count;
@@ -246,8 +246,7 @@ static int btree_insert_first(struct btree *t, struct span key, arena_ref ref)
 }
 
 /* True if every ancestor of the node at depth d took its first (or last) kid. */
-static bool btree_path_edge(const struct btree *t, const struct btree_path *path, u32 d,
-                            bool right)
+static bool btree_path_edge(const struct btree *t, const struct btree_path *path, u32 d, bool right)
 {
     for (u32 a = 0; a < d; a++) {
         const struct binner *an = btree_inner(t, path->node[a]);
@@ -283,7 +282,7 @@ static void btree_insert_up(struct btree *t, struct btree_path *path, u32 d, are
         sep = up;
         kid = rref;
     }
-    arena_ref root = btree_reserve_inner(r); /* the old root split: grow a level */
+    arena_ref root = btree_reserve_inner(r);     /* the old root split: grow a level */
     struct binner *rt = slab_ptr(t->slab, root); /* fresh */
     memset(&rt->h, 0, sizeof(rt->h));
     rt->h.kind = BTREE_KIND_INNER;
@@ -301,10 +300,10 @@ static int btree_insert_split(struct btree *t, struct btree_path *path, u32 i, a
     struct bleaf *l = btree_leaf(t, path->node[path->depth - 1]);
     u32 n = l->h.count;
     u32 s = btree_leaf_split_point(n, i, l->h.prev == 0, l->h.next == 0);
-    struct span left_last = s - 1 == i ? t->key_of(t->key_ctx, ref)
-                                       : btree_leaf_key(t, l, s - 1 > i ? s - 2 : s - 1);
-    struct span right_first = s == i ? t->key_of(t->key_ctx, ref)
-                                     : btree_leaf_key(t, l, s > i ? s - 1 : s);
+    struct span left_last =
+        s - 1 == i ? t->key_of(t->key_ctx, ref) : btree_leaf_key(t, l, s - 1 > i ? s - 2 : s - 1);
+    struct span right_first =
+        s == i ? t->key_of(t->key_ctx, ref) : btree_leaf_key(t, l, s > i ? s - 1 : s);
     u32 full = 0; /* inner nodes on the path that will split too */
     while (full < path->depth - 1) {
         const struct binner *an = btree_inner(t, path->node[path->depth - 2 - full]);
@@ -378,10 +377,14 @@ static arena_ref btree_inner_drop_kid(struct btree *t, struct binner *nd, u32 k,
 
 static void btree_leaf_unlink(struct btree *t, struct bleaf *l)
 {
-    if (l->h.prev) btree_leaf(t, l->h.prev)->h.next = l->h.next;
-    else t->first = l->h.next;
-    if (l->h.next) btree_leaf(t, l->h.next)->h.prev = l->h.prev;
-    else t->last = l->h.prev;
+    if (l->h.prev)
+        btree_leaf(t, l->h.prev)->h.next = l->h.next;
+    else
+        t->first = l->h.next;
+    if (l->h.next)
+        btree_leaf(t, l->h.next)->h.prev = l->h.prev;
+    else
+        t->last = l->h.prev;
 }
 
 /* Merges leaf kids[k+1] into kids[k] of parent pd; frees the right one. */
@@ -460,9 +463,12 @@ static void btree_rebalance(struct btree *t, struct btree_path *path)
         bool leaf = d == path->depth - 1;
         const struct bnode_hdr *h = btree_node(t, path->node[d]);
         u32 low = leaf ? BTREE_LEAF_CAP / 4 : BTREE_INNER_CAP / 4;
-        if (empty) empty = btree_drop_empty(t, path, d - 1, leaf);
-        else if (h->count < low) btree_try_merge(t, path, d - 1, leaf);
-        else return;
+        if (empty)
+            empty = btree_drop_empty(t, path, d - 1, leaf);
+        else if (h->count < low)
+            btree_try_merge(t, path, d - 1, leaf);
+        else
+            return;
     }
     struct bnode_hdr *root = btree_node(t, t->root);
     if (empty || (t->height == 1 && root->count == 0)) {

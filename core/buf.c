@@ -25,8 +25,10 @@ void buf_init_dynamic(struct buf *b, size_t cap_initial)
     b->overflow = false;
     if (cap_initial > 0) {
         b->ptr = malloc(cap_initial);
-        if (b->ptr == NULL) b->overflow = true;
-        else b->cap = cap_initial;
+        if (b->ptr == NULL)
+            b->overflow = true;
+        else
+            b->cap = cap_initial;
     }
 }
 

@@ -41,10 +41,10 @@
 #include "core/types.h"
 
 struct mvcc_config {
-    u64 memory_bytes_max;  /* arena budget; default 8 GiB */
-    u32 key_size_max;      /* default 4096 */
-    u32 value_size_max;    /* default 1.5 MiB (etcd's request limit) */
-    u32 batch_ops_max;     /* writes (puts + deletes, counting each key) per batch; default 10000 */
+    u64 memory_bytes_max; /* arena budget; default 8 GiB */
+    u32 key_size_max;     /* default 4096 */
+    u32 value_size_max;   /* default 1.5 MiB (etcd's request limit) */
+    u32 batch_ops_max;    /* writes (puts + deletes, counting each key) per batch; default 10000 */
 };
 
 void mvcc_config_default(struct mvcc_config *c);
@@ -96,11 +96,11 @@ struct mvcc_range_result {
 struct mvcc_stats {
     i64 revision;
     i64 compact_revision;
-    u64 keys_live;       /* keys whose newest version is not a tombstone */
-    u64 keys_tree;       /* keys in the tree (live + deleted, not yet compacted) */
-    u64 records;         /* versions held (including tombstones) */
-    u64 key_bytes;       /* bytes of keys of live keys' newest versions */
-    u64 value_bytes;     /* bytes of values of live keys' newest versions */
+    u64 keys_live;   /* keys whose newest version is not a tombstone */
+    u64 keys_tree;   /* keys in the tree (live + deleted, not yet compacted) */
+    u64 records;     /* versions held (including tombstones) */
+    u64 key_bytes;   /* bytes of keys of live keys' newest versions */
+    u64 value_bytes; /* bytes of values of live keys' newest versions */
     struct slab_stats memory;
 };
 
@@ -123,8 +123,8 @@ bool mvcc_batch_open(const struct mvcc *m);
 /* Puts key = value. prev (nullable) receives the previous live version if
  * there was one (*had_prev says so); its spans stay valid until the batch
  * ends. */
-int mvcc_put(struct mvcc *m, struct span key, struct span value, i64 lease,
-             struct mvcc_kv *prev, bool *had_prev);
+int mvcc_put(struct mvcc *m, struct span key, struct span value, i64 lease, struct mvcc_kv *prev,
+             bool *had_prev);
 
 /* Called with each key deleted, before it is deleted; return nonzero to stop
  * reporting (deletion goes on). */

@@ -7,10 +7,10 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-#define SLAB_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SLAB_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
 #define SLAB_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
-#define SLAB_POISON(p, n) ((void)(p), (void)(n))
+#define SLAB_POISON(p, n)   ((void)(p), (void)(n))
 #define SLAB_UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 

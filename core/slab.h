@@ -22,9 +22,9 @@
 #include "core/arena.h"
 #include "core/types.h"
 
-#define SLAB_SIZE_MAX ((size_t)256 * 1024)
-#define SLAB_CLASS_COUNT 192
-#define SLAB_PAGE_SIZE ((size_t)64 * 1024)
+#define SLAB_SIZE_MAX             ((size_t)256 * 1024)
+#define SLAB_CLASS_COUNT          192
+#define SLAB_PAGE_SIZE            ((size_t)64 * 1024)
 #define SLAB_SMALL_PAGE_CLASS_MAX ((size_t)8 * 1024)
 
 struct slab_class {
@@ -42,14 +42,14 @@ struct slab_stats {
     u64 page_bytes;      /* bytes in pages owned by classes (+ large extents) */
     u64 reserved_bytes;  /* bytes the arena holds from jemalloc */
     u64 objects_live;
-    u64 large_live;      /* objects with an extent of their own */
+    u64 large_live; /* objects with an extent of their own */
 };
 
 struct slab {
     struct arena *arena;
     struct slab_class classes[SLAB_CLASS_COUNT];
-    arena_ref page_chunk;      /* chunk that 64 KiB pages are cut from */
-    u32 page_chunk_left;       /* pages left in it */
+    arena_ref page_chunk; /* chunk that 64 KiB pages are cut from */
+    u32 page_chunk_left;  /* pages left in it */
     u64 requested_bytes;
     u64 large_bytes;
     u64 large_live;

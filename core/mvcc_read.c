@@ -1,0 +1,173 @@
+/*
+ * mvcc_read.c — ranges at a revision.
+ *
+ * A range walks the keys of [key, range_end) in the tree and, for each, the
+ * key's chain down to the newest version at or below the read revision. Like
+ * etcd, it counts every key present at that revision (so the walk covers the
+ * whole range even when a limit cuts the results short), then applies the
+ * revision filters, the sort and the limit. Sorting by key, ascending or
+ * descending, streams; other sort targets collect every match, then sort.
+ */
+#include "core/mvcc_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The version of the chain at `head` visible at rev, or false if none. */
+static bool mvcc_visible(const struct mvcc *m, arena_ref head, i64 rev, struct mvcc_rec *r)
+{
+    for (arena_ref ref = head; ref != 0; ref = r->older) { /* bounded by the chain */
+        mvcc_rec_decode(m, ref, r);
+        if (r->mod_revision <= rev) return !(r->flags & MVCC_F_TOMBSTONE);
+        if (!(r->flags & MVCC_F_OLDER)) break;
+    }
+    return false;
+}
+
+static bool mvcc_filter_pass(const struct mvcc_range_req *q, const struct mvcc_rec *r)
+{
+    if (q->min_mod_revision > 0 && r->mod_revision < q->min_mod_revision) return false;
+    if (q->max_mod_revision > 0 && r->mod_revision > q->max_mod_revision) return false;
+    if (q->min_create_revision > 0 && r->create_revision < q->min_create_revision) return false;
+    if (q->max_create_revision > 0 && r->create_revision > q->max_create_revision) return false;
+    return true;
+}
+
+static int mvcc_scratch_push(struct mvcc *m, size_t *len, const struct mvcc_rec *r, bool keys_only)
+{
+    if (*len == m->scratch_cap) {
+        size_t cap = m->scratch_cap ? m->scratch_cap * 2 : 64;
+        struct mvcc_kv *p = realloc(m->scratch, cap * sizeof(*p));
+        if (p == NULL) return KEEL_ENOMEM;
+        m->scratch = p;
+        m->scratch_cap = cap;
+    }
+    mvcc_rec_to_kv(r, &m->scratch[(*len)++], keys_only);
+    return KEEL_OK;
+}
+
+struct mvcc_sort {
+    enum mvcc_sort_target target;
+    int sign;
+};
+
+static int mvcc_cmp_i64(i64 a, i64 b)
+{
+    return a < b ? -1 : (a > b ? 1 : 0);
+}
+
+static int mvcc_kv_cmp(const void *pa, const void *pb, void *arg)
+{
+    const struct mvcc_kv *a = pa, *b = pb;
+    const struct mvcc_sort *how = arg;
+    int c = 0;
+    switch (how->target) {
+    case MVCC_SORT_VERSION:
+        c = mvcc_cmp_i64(a->version, b->version);
+        break;
+    case MVCC_SORT_CREATE:
+        c = mvcc_cmp_i64(a->create_revision, b->create_revision);
+        break;
+    case MVCC_SORT_MOD:
+        c = mvcc_cmp_i64(a->mod_revision, b->mod_revision);
+        break;
+    case MVCC_SORT_VALUE:
+        c = btree_key_cmp(a->value, b->value);
+        break;
+    default:
+        break;
+    }
+    if (c == 0) c = btree_key_cmp(a->key, b->key); /* ties in key order: stable output */
+    return c * how->sign;
+}
+
+struct mvcc_scan {
+    const struct mvcc_range_req *q;
+    i64 rev;
+    bool reverse;   /* walk from the end of the range */
+    bool streaming; /* results come out in walk order: stop collecting at limit */
+    i64 matched;    /* keys passing the filters */
+};
+
+/* Visits one tree entry of the range; returns an error or KEEL_OK. */
+static int mvcc_scan_one(struct mvcc *m, struct mvcc_scan *s, arena_ref head,
+                         struct mvcc_range_result *out)
+{
+    struct mvcc_rec r;
+    if (!mvcc_visible(m, head, s->rev, &r)) return KEEL_OK;
+    out->count++;
+    if (!mvcc_filter_pass(s->q, &r)) return KEEL_OK;
+    s->matched++;
+    if (s->q->count_only) return KEEL_OK;
+    if (s->streaming && s->q->limit > 0 && s->matched > s->q->limit) return KEEL_OK;
+    return mvcc_scratch_push(m, &out->kvs_len, &r, s->q->keys_only);
+}
+
+static int mvcc_scan(struct mvcc *m, struct mvcc_scan *s, struct mvcc_range_result *out)
+{
+    const struct mvcc_range_req *q = s->q;
+    struct btree_iter it;
+    bool single = q->range_end.len == 0;
+    bool to_end = q->range_end.len == 1 && q->range_end.ptr[0] == 0;
+    if (!s->reverse)
+        btree_iter_seek_ge(&it, &m->tree, q->key);
+    else if (to_end)
+        btree_iter_last(&it, &m->tree);
+    else
+        btree_iter_seek_lt(&it, &m->tree, q->range_end);
+    while (btree_iter_valid(&it)) { /* bounded by the keys in the range */
+        struct span k = btree_iter_key(&it);
+        if (!mvcc_in_range(k, q->key, q->range_end)) {
+            if (!s->reverse || btree_key_cmp(k, q->key) < 0) break;
+        } else {
+            int rc = mvcc_scan_one(m, s, btree_iter_ref(&it), out);
+            if (rc != KEEL_OK) return rc;
+        }
+        if (single) break;
+        if (s->reverse)
+            btree_iter_prev(&it);
+        else
+            btree_iter_next(&it);
+    }
+    return KEEL_OK;
+}
+
+static int mvcc_range_check(const struct mvcc *m, const struct mvcc_range_req *q, i64 *rev)
+{
+    int rc = mvcc_key_valid(m, q->key);
+    if (rc != KEEL_OK) return rc;
+    if (q->revision < 0 || q->limit < 0) return KEEL_EINVALID;
+    if ((unsigned)q->sort_order > MVCC_SORT_DESCEND) return KEEL_EINVALID;
+    if ((unsigned)q->sort_target > MVCC_SORT_VALUE) return KEEL_EINVALID;
+    *rev = q->revision == 0 ? m->revision : q->revision;
+    if (*rev > m->revision) return KEEL_EFUTURE_REV;
+    if (*rev < m->compact_revision) return KEEL_ECOMPACTED;
+    return KEEL_OK;
+}
+
+int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range_result *out)
+{
+    ASSERT(m != NULL && q != NULL && out != NULL);
+    memset(out, 0, sizeof(*out));
+    out->revision = m->revision;
+    struct mvcc_scan s = {.q = q};
+    int rc = mvcc_range_check(m, q, &s.rev);
+    if (rc != KEEL_OK) return rc;
+    bool by_key = q->sort_target == MVCC_SORT_KEY || q->sort_order == MVCC_SORT_NONE;
+    s.reverse = by_key && q->sort_order == MVCC_SORT_DESCEND && q->range_end.len > 0;
+    s.streaming = by_key;
+    rc = mvcc_scan(m, &s, out);
+    if (rc != KEEL_OK) {
+        out->kvs_len = 0;
+        return rc;
+    }
+    out->kvs = m->scratch;
+    if (!by_key && out->kvs_len > 1) {
+        struct mvcc_sort how = {q->sort_target, q->sort_order == MVCC_SORT_DESCEND ? -1 : 1};
+        qsort_r(out->kvs, out->kvs_len, sizeof(out->kvs[0]), mvcc_kv_cmp, &how);
+    }
+    out->more = q->limit > 0 && s.matched > q->limit;
+    if (q->limit > 0 && out->kvs_len > (size_t)q->limit) out->kvs_len = (size_t)q->limit;
+    ASSERT(out->kvs_len <= (size_t)s.matched);
+    return KEEL_OK;
+}
