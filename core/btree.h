@@ -33,6 +33,7 @@
 #include "core/types.h"
 
 #define BTREE_KEY_SIZE_MAX 65535u
+#define BTREE_HEIGHT_MAX   24 /* a fanout >= 2 tree this tall holds 2^23 leaves */
 
 /* Reads back the key of an entry's ref. Must be pure and cheap. */
 typedef struct span (*btree_key_of_fn)(void *ctx, arena_ref ref);
@@ -49,6 +50,17 @@ struct btree {
     u64 leaves;
     u64 inners;
     u64 separator_bytes; /* slab bytes held by separator copies */
+};
+
+/* Where a key is, or would go: the root-to-leaf path of a search and the slot
+ * in the leaf. Filled by btree_find; valid until the tree next changes
+ * (slab allocations of the caller's own objects do not change it). */
+struct btree_pos {
+    arena_ref node[BTREE_HEIGHT_MAX];
+    u32 index[BTREE_HEIGHT_MAX]; /* index[d] = child slot taken in node[d]; in the leaf, the
+                                    entry's slot (or where it would be inserted) */
+    u32 depth;                   /* node[depth-1] is the leaf; 0 for an empty tree */
+    bool found;
 };
 
 /* A position in the tree: a leaf and a slot in it. */
@@ -69,6 +81,14 @@ arena_ref btree_get(const struct btree *t, struct span key);
  * descent for read-modify-write. Valid until the next insert or remove; write
  * into it only a ref whose key equals key. */
 arena_ref *btree_slot(const struct btree *t, struct span key);
+
+/* One descent for read-modify-write: returns the slot of key's ref (as
+ * btree_slot) or NULL, and fills *pos for a following btree_insert_at. */
+arena_ref *btree_find(const struct btree *t, struct span key, struct btree_pos *pos);
+
+/* Inserts (key, ref) at a position btree_find returned for key (absent), with
+ * no change to the tree in between. KEEL_OK or KEEL_ENOMEM (tree unchanged). */
+int btree_insert_at(struct btree *t, struct btree_pos *pos, struct span key, arena_ref ref);
 
 /* Inserts (key, ref) if key is absent: returns KEEL_OK with *existing = 0.
  * If key is present, changes nothing and returns KEEL_OK with *existing set to

@@ -62,7 +62,6 @@
 #define BTREE_PREFIX_MAX 48
 #define BTREE_LEAF_CAP   80
 #define BTREE_INNER_CAP  59
-#define BTREE_HEIGHT_MAX 24 /* a fanout >= 2 tree this tall holds 2^23 leaves */
 #define BTREE_KIND_LEAF  1
 #define BTREE_KIND_INNER 2
 
@@ -95,13 +94,6 @@ static_assert(sizeof(struct binner) == 1016, "inner is 1016 bytes");
 static_assert(offsetof(struct bleaf, refs) == 704, "leaf refs at 704");
 static_assert(offsetof(struct binner, seps) == 536, "inner seps at 536");
 static_assert(offsetof(struct binner, kids) == 772, "inner kids at 772");
-
-/* A root-to-leaf path: node refs and the child index taken at each inner. */
-struct btree_path {
-    arena_ref node[BTREE_HEIGHT_MAX];
-    u32 index[BTREE_HEIGHT_MAX]; /* index[d] = child slot taken in node[d] */
-    u32 depth;                   /* node[depth-1] is the leaf */
-};
 
 static inline struct bnode_hdr *btree_node(const struct btree *t, arena_ref ref)
 {

@@ -16,7 +16,7 @@
 
 /* ---- descent with a path ------------------------------------------------ */
 
-static void btree_descend_path(const struct btree *t, struct span key, struct btree_path *path)
+static void btree_descend_path(const struct btree *t, struct span key, struct btree_pos *path)
 {
     ASSERT(t->root != 0 && t->height <= BTREE_HEIGHT_MAX);
     arena_ref ref = t->root;
@@ -31,10 +31,25 @@ static void btree_descend_path(const struct btree *t, struct span key, struct bt
         path->depth++;
         ref = n->kids[i];
     }
+    const struct bleaf *l = btree_leaf(t, ref);
     path->node[path->depth] = ref;
-    path->index[path->depth] = 0;
+    path->index[path->depth] =
+        btree_node_search(t, &l->h, l->heads, l->refs, true, key, &path->found);
     path->depth++;
     ASSERT(path->depth == t->height);
+}
+
+arena_ref *btree_find(const struct btree *t, struct span key, struct btree_pos *pos)
+{
+    ASSERT(t != NULL && pos != NULL);
+    ASSERT(key.len >= 1);
+    pos->depth = 0;
+    pos->found = false;
+    if (t->root == 0) return NULL;
+    btree_descend_path(t, key, pos);
+    if (!pos->found) return NULL;
+    struct bleaf *l = btree_leaf(t, pos->node[pos->depth - 1]);
+    return &l->refs[pos->index[pos->depth - 1]];
 }
 
 /* ---- leaf insert without split ------------------------------------------ */
@@ -246,7 +261,7 @@ static int btree_insert_first(struct btree *t, struct span key, arena_ref ref)
 }
 
 /* True if every ancestor of the node at depth d took its first (or last) kid. */
-static bool btree_path_edge(const struct btree *t, const struct btree_path *path, u32 d, bool right)
+static bool btree_path_edge(const struct btree *t, const struct btree_pos *path, u32 d, bool right)
 {
     for (u32 a = 0; a < d; a++) {
         const struct binner *an = btree_inner(t, path->node[a]);
@@ -264,7 +279,7 @@ static u32 btree_inner_split_point(u32 n, u32 i, bool leftmost, bool rightmost)
 }
 
 /* Pushes (sep, kid) into the inner nodes of the path from depth d upward. */
-static void btree_insert_up(struct btree *t, struct btree_path *path, u32 d, arena_ref sep,
+static void btree_insert_up(struct btree *t, struct btree_pos *path, u32 d, arena_ref sep,
                             arena_ref kid, struct btree_reserve *r)
 {
     for (; d-- > 0;) {
@@ -295,7 +310,7 @@ static void btree_insert_up(struct btree *t, struct btree_path *path, u32 d, are
     ASSERT(t->height <= BTREE_HEIGHT_MAX);
 }
 
-static int btree_insert_split(struct btree *t, struct btree_path *path, u32 i, arena_ref ref)
+static int btree_insert_split(struct btree *t, struct btree_pos *path, u32 i, arena_ref ref)
 {
     struct bleaf *l = btree_leaf(t, path->node[path->depth - 1]);
     u32 n = l->h.count;
@@ -322,28 +337,31 @@ static int btree_insert_split(struct btree *t, struct btree_path *path, u32 i, a
     return KEEL_OK;
 }
 
-int btree_insert(struct btree *t, struct span key, arena_ref ref, arena_ref *existing)
+int btree_insert_at(struct btree *t, struct btree_pos *pos, struct span key, arena_ref ref)
 {
-    ASSERT(t != NULL && existing != NULL);
+    ASSERT(t != NULL && pos != NULL && !pos->found);
     ASSERT(key.len >= 1 && key.len <= BTREE_KEY_SIZE_MAX);
     ASSERT(ref != 0);
-    *existing = 0;
+    ASSERT(pos->depth == t->height);
     if (t->root == 0) return btree_insert_first(t, key, ref);
-    struct btree_path path;
-    btree_descend_path(t, key, &path);
-    struct bleaf *l = btree_leaf(t, path.node[path.depth - 1]);
-    bool eq;
-    u32 i = btree_node_search(t, &l->h, l->heads, l->refs, true, key, &eq);
-    if (eq) {
-        *existing = l->refs[i];
-        return KEEL_OK;
-    }
+    struct bleaf *l = btree_leaf(t, pos->node[pos->depth - 1]);
+    u32 i = pos->index[pos->depth - 1];
     if (l->h.count < BTREE_LEAF_CAP) {
         btree_leaf_insert_at(t, l, i, key, ref);
         t->count++;
         return KEEL_OK;
     }
-    return btree_insert_split(t, &path, i, ref);
+    return btree_insert_split(t, pos, i, ref);
+}
+
+int btree_insert(struct btree *t, struct span key, arena_ref ref, arena_ref *existing)
+{
+    ASSERT(t != NULL && existing != NULL);
+    struct btree_pos pos;
+    arena_ref *slot = btree_find(t, key, &pos);
+    *existing = slot ? *slot : 0;
+    if (slot != NULL) return KEEL_OK;
+    return btree_insert_at(t, &pos, key, ref);
 }
 
 /* ---- remove --------------------------------------------------------------- */
@@ -422,7 +440,7 @@ static void btree_inner_merge(struct btree *t, struct binner *pd, u32 k)
 }
 
 /* Tries to merge the underfull child at path depth d+1 with a sibling. */
-static void btree_try_merge(struct btree *t, struct btree_path *path, u32 d, bool leaf)
+static void btree_try_merge(struct btree *t, struct btree_pos *path, u32 d, bool leaf)
 {
     struct binner *pd = btree_inner(t, path->node[d]);
     u32 k = path->index[d];
@@ -439,7 +457,7 @@ static void btree_try_merge(struct btree *t, struct btree_path *path, u32 d, boo
 
 /* Removes the empty node at depth d + 1 from its parent at depth d; returns
  * true if the parent became empty too. */
-static bool btree_drop_empty(struct btree *t, struct btree_path *path, u32 d, bool leaf)
+static bool btree_drop_empty(struct btree *t, struct btree_pos *path, u32 d, bool leaf)
 {
     struct binner *pd = btree_inner(t, path->node[d]);
     arena_ref child = path->node[d + 1];
@@ -456,7 +474,7 @@ static bool btree_drop_empty(struct btree *t, struct btree_path *path, u32 d, bo
     return false;
 }
 
-static void btree_rebalance(struct btree *t, struct btree_path *path)
+static void btree_rebalance(struct btree *t, struct btree_pos *path)
 {
     bool empty = btree_leaf(t, path->node[path->depth - 1])->h.count == 0;
     for (u32 d = path->depth - 1; d > 0; d--) {
@@ -492,12 +510,11 @@ arena_ref btree_remove(struct btree *t, struct span key)
 {
     ASSERT(t != NULL);
     if (t->root == 0 || key.len == 0) return 0;
-    struct btree_path path;
+    struct btree_pos path;
     btree_descend_path(t, key, &path);
+    if (!path.found) return 0;
     struct bleaf *l = btree_leaf(t, path.node[path.depth - 1]);
-    bool eq;
-    u32 i = btree_node_search(t, &l->h, l->heads, l->refs, true, key, &eq);
-    if (!eq) return 0;
+    u32 i = path.index[path.depth - 1];
     arena_ref old = l->refs[i];
     u32 move = l->h.count - i - 1;
     memmove(&l->heads[i], &l->heads[i + 1], move * sizeof(l->heads[0]));

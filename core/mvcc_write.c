@@ -121,7 +121,8 @@ static int mvcc_put_in_batch(struct mvcc *m, struct span key, struct span value,
                              struct mvcc_kv *prev_kv, bool *had_prev)
 {
     if (m->batch_ops >= m->config.batch_ops_max) return KEEL_ETOO_MANY_OPS;
-    arena_ref *slot = btree_slot(&m->tree, key);
+    struct btree_pos pos;
+    arena_ref *slot = btree_find(&m->tree, key, &pos);
     arena_ref old = slot ? *slot : 0;
     struct mvcc_rec rec = {.key = key, .value = value, .lease = lease}, prev;
     bool prev_live;
@@ -133,13 +134,11 @@ static int mvcc_put_in_batch(struct mvcc *m, struct span key, struct span value,
     if (slot != NULL) {
         *slot = ref; /* the slab allocation above did not move the tree */
     } else {
-        arena_ref existing;
-        rc = btree_insert(&m->tree, key, ref, &existing);
+        rc = btree_insert_at(&m->tree, &pos, key, ref);
         if (rc != KEEL_OK) {
             slab_free(&m->slab, ref, mvcc_rec_size(&rec));
             return rc;
         }
-        ASSERT(existing == 0);
     }
     m->undo[m->undo_len++] = (struct mvcc_undo){.rec_new = ref, .rec_old = old};
     m->batch_ops++;
