@@ -225,6 +225,18 @@ void btree_iter_set_ref(struct btree_iter *it, arena_ref ref)
     l->refs[it->index] = ref;
 }
 
+void btree_iter_prefetch(const struct btree_iter *it, u32 ahead, bool backward)
+{
+    if (it->leaf == 0) return;
+    const struct bleaf *l = btree_leaf(it->tree, it->leaf);
+    if (backward) {
+        if (it->index >= ahead)
+            __builtin_prefetch(slab_ptr(it->tree->slab, l->refs[it->index - ahead]));
+    } else if (it->index + ahead < l->h.count) {
+        __builtin_prefetch(slab_ptr(it->tree->slab, l->refs[it->index + ahead]));
+    }
+}
+
 u64 btree_count_range(const struct btree *t, struct span start, struct span end)
 {
     struct btree_iter it;

@@ -84,7 +84,8 @@ struct mvcc_range_req {
 
 /* Result of a range: kvs owned by the store's scratch space, reused by the next
  * mvcc_range; count = keys in the range at that revision before filters and
- * limit (etcd's count); more = the limit cut matching keys off. */
+ * limit (etcd's count); more = the limit cut matching keys off (always false
+ * for count_only, which returns no kvs, as in etcd). */
 struct mvcc_range_result {
     struct mvcc_kv *kvs;
     size_t kvs_len;

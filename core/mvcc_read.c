@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Records of a scan are scattered in the slab; fetching a few entries ahead
+ * keeps several misses in flight. */
+#define MVCC_PREFETCH_AHEAD 6
+
 /* The version of the chain at `head` visible at rev, or false if none. */
 static bool mvcc_visible(const struct mvcc *m, arena_ref head, i64 rev, struct mvcc_rec *r)
 {
@@ -86,6 +90,7 @@ struct mvcc_scan {
     i64 rev;
     bool reverse;   /* walk from the end of the range */
     bool streaming; /* results come out in walk order: stop collecting at limit */
+    bool counted;   /* out->count is known already: stop once the limit is passed */
     i64 matched;    /* keys passing the filters */
 };
 
@@ -95,7 +100,7 @@ static int mvcc_scan_one(struct mvcc *m, struct mvcc_scan *s, arena_ref head,
 {
     struct mvcc_rec r;
     if (!mvcc_visible(m, head, s->rev, &r)) return KEEL_OK;
-    out->count++;
+    if (!s->counted) out->count++;
     if (!mvcc_filter_pass(s->q, &r)) return KEEL_OK;
     s->matched++;
     if (s->q->count_only) return KEEL_OK;
@@ -116,6 +121,7 @@ static int mvcc_scan(struct mvcc *m, struct mvcc_scan *s, struct mvcc_range_resu
     else
         btree_iter_seek_lt(&it, &m->tree, q->range_end);
     while (btree_iter_valid(&it)) { /* bounded by the keys in the range */
+        btree_iter_prefetch(&it, MVCC_PREFETCH_AHEAD, s->reverse);
         struct span k = btree_iter_key(&it);
         if (!mvcc_in_range(k, q->key, q->range_end)) {
             if (!s->reverse || btree_key_cmp(k, q->key) < 0) break;
@@ -124,6 +130,7 @@ static int mvcc_scan(struct mvcc *m, struct mvcc_scan *s, struct mvcc_range_resu
             if (rc != KEEL_OK) return rc;
         }
         if (single) break;
+        if (s->counted && s->streaming && q->limit > 0 && s->matched > q->limit) break;
         if (s->reverse)
             btree_iter_prev(&it);
         else
@@ -145,6 +152,26 @@ static int mvcc_range_check(const struct mvcc *m, const struct mvcc_range_req *q
     return KEEL_OK;
 }
 
+/* etcd's count covers the whole range, so a limited read would still visit
+ * every key and its record. When no key's newest version is a tombstone and
+ * the read is at the current revision, every key in the tree is live, so the
+ * count is the number of tree entries in the range: a walk over leaves. */
+static bool mvcc_count_fast(const struct mvcc *m, const struct mvcc_scan *s,
+                            struct mvcc_range_result *out)
+{
+    const struct mvcc_range_req *q = s->q;
+    if (s->rev != m->revision || m->tree.count != m->counters.keys_live) return false;
+    if (q->range_end.len == 0) return false; /* a single key: the walk is one step */
+    bool to_end = q->range_end.len == 1 && q->range_end.ptr[0] == 0;
+    if (!to_end && btree_key_cmp(q->range_end, q->key) <= 0) {
+        out->count = 0;
+        return true;
+    }
+    out->count =
+        (i64)btree_count_range(&m->tree, q->key, to_end ? span_make(NULL, 0) : q->range_end);
+    return true;
+}
+
 int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range_result *out)
 {
     ASSERT(m != NULL && q != NULL && out != NULL);
@@ -156,6 +183,8 @@ int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range
     bool by_key = q->sort_target == MVCC_SORT_KEY || q->sort_order == MVCC_SORT_NONE;
     s.reverse = by_key && q->sort_order == MVCC_SORT_DESCEND && q->range_end.len > 0;
     s.streaming = by_key;
+    s.counted = mvcc_count_fast(m, &s, out);
+    if (s.counted && q->count_only) return KEEL_OK;
     rc = mvcc_scan(m, &s, out);
     if (rc != KEEL_OK) {
         out->kvs_len = 0;
@@ -166,7 +195,7 @@ int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range
         struct mvcc_sort how = {q->sort_target, q->sort_order == MVCC_SORT_DESCEND ? -1 : 1};
         qsort_r(out->kvs, out->kvs_len, sizeof(out->kvs[0]), mvcc_kv_cmp, &how);
     }
-    out->more = q->limit > 0 && s.matched > q->limit;
+    out->more = !q->count_only && q->limit > 0 && s.matched > q->limit;
     if (q->limit > 0 && out->kvs_len > (size_t)q->limit) out->kvs_len = (size_t)q->limit;
     ASSERT(out->kvs_len <= (size_t)s.matched);
     return KEEL_OK;
