@@ -12,16 +12,18 @@
  *            one key, LMDB's mdb_get (one read transaction per 1000 gets).
  *   update   every key once more, in another random order, with a new value;
  *            the same commit policy as insert.
- *   scan     every key in order, SCAN_PASSES times, touching every key and
- *            value byte: keel's mvcc_range over ["\0", "\0") (one call, or
- *            pages of --scan-page keys), an LMDB cursor.
+ *   scan     every key in order, touching every key and value byte: keel's
+ *            mvcc_range over ["\0", "\0") (one call, or pages of --scan-page
+ *            keys), an LMDB cursor. One call is the default: each paged call
+ *            counts the whole rest of the range (etcd's count; keel walks the
+ *            leaves of the rest), which makes paging quadratic in N.
  *   prefix   "prefix scan of 100 keys": from a random existing key, read the
  *            next 100 keys in order. Random binary keys share no prefixes, so
  *            the scan is the range [k_i, k_i+100) over the sorted keys: keel's
  *            mvcc_range with that range_end (and limit 100), an LMDB cursor
  *            from MDB_SET_RANGE that stops at the same end key. keel's
  *            open-ended form (range_end "\0", limit 100) is printed as well:
- *            etcd's count makes it walk the whole tail of the tree.
+ *            etcd's count makes it walk the leaves of the tree's tail.
  *
  * Fairness: keys, values, orders and the expected digests are made before any
  * timing; both systems run the same loops around their calls and fold every
@@ -30,17 +32,25 @@
  * random pool (per-key arrays of values would be 2.5 GiB at 10M keys); both
  * systems copy the same bytes from it.
  *
- * Order of the run: keel first (all phases, then its memory report, then the
- * store is destroyed), then LMDB in a fresh environment on tmpfs. Measuring
- * keel first keeps LMDB's mapped tmpfs pages (which count in this process's
- * RSS under MDB_WRITEMAP) out of keel's RSS growth; the informational LMDB
- * batched run uses a second fresh environment so that it cannot warm the first.
+ * Order of the run: phase by phase, keel and LMDB back to back, so that both
+ * see the same state of a shared machine (other builds and tests). Each read
+ * phase (get, scan, prefix) runs READ_ROUNDS times, alternating which system
+ * goes first, and the best round counts (noise only ever slows a round); the
+ * worst round is printed too, as the spread. Writes cannot be repeated on the
+ * same data, so insert and update run once each: keel first for the insert
+ * (see memory), LMDB first for the update. The informational LMDB run with
+ * 1000 puts per transaction uses a second, fresh environment at the end, so
+ * that it pays for its own pages.
  *
- * Memory: keel's RSS (from /proc/self/statm) just before the first insert and
- * just after the last, the slab's accounting (mvcc_stats), and overhead per
- * key = (RSS growth - N * (key_size + value_size)) / N, at one version per
- * key. The same after the updates (two versions per key) and after a full
- * compaction, for information.
+ * Memory: keel's insert runs before LMDB's environment exists, so the RSS
+ * growth over keel's insert (VmRSS from /proc/self/status, just before the
+ * first put and just after the last) is keel's alone: overhead per key =
+ * (RSS growth - N * (key_size + value_size)) / N, at one version per key,
+ * with the slab's accounting (mvcc_stats). Later, LMDB's mapped tmpfs pages
+ * count in VmRSS (MDB_WRITEMAP maps them into this process) but as RssShmem,
+ * while keel's arena is anonymous memory: the figures after the update (two
+ * versions per key) and after a full compaction, informational, are RssAnon
+ * growth, which LMDB cannot pollute.
  */
 #include "core/mvcc.h"
 #include "core/types.h"
@@ -73,11 +83,11 @@
 #define POOL_SIZE_MIN      ((size_t)1 << 20)
 #define PREFIX_KEYS        100u
 #define PREFIX_SCANS_MAX   100000u
-/* keel's open-ended prefix scans walk the tree's whole tail (etcd's count):
- * about OPEN_SCAN_KEYS / 2 keys are visited over all of them. */
+/* keel's open-ended prefix scans count the tree's whole tail (etcd's count):
+ * about OPEN_SCAN_KEYS / 2 keys are counted over all of them. */
 #define OPEN_SCAN_KEYS     20000000ull
 #define OPEN_SCANS_MIN     10u
-#define SCAN_PASSES        3u
+#define READ_ROUNDS        3u
 #define LMDB_BATCH_OPS     1000u
 #define LMDB_READ_TXN_OPS  1000u /* gets and prefix scans per LMDB read transaction */
 #define HASH_MUL           0x100000001b3ull
@@ -111,32 +121,45 @@ struct workload {
     u64 expect_open;   /* the same over the first open_scans scans */
 };
 
-/* Seconds per phase for one system (0 when not run). */
+/* Seconds of the best (shortest) and worst run of one phase; 0: not run. */
+struct phase_time {
+    double best_s;
+    double worst_s;
+};
+
+/* One system's phases. */
 struct timings {
-    double insert_s;
-    double get_s;
-    double update_s;
-    double scan_s;
-    double prefix_s;
-    double open_s;
-    double insert_batch_s;
-    double update_batch_s;
-    double compact_s;
+    struct phase_time insert;
+    struct phase_time get;
+    struct phase_time update;
+    struct phase_time scan;
+    struct phase_time prefix;
+    struct phase_time open;         /* keel only */
+    struct phase_time insert_batch; /* LMDB only */
+    struct phase_time update_batch; /* LMDB only */
+    struct phase_time compact;      /* keel only */
+};
+
+/* Resident memory from /proc/self/status, bytes. */
+struct mem_sample {
+    u64 vm_rss;
+    u64 rss_anon;
+    u64 rss_shmem;
 };
 
 struct keel_memory {
-    u64 rss_before;
-    u64 rss_loaded;
-    struct mvcc_stats loaded;
-    u64 rss_updated;
-    struct mvcc_stats updated;
-    u64 rss_compacted;
-    struct mvcc_stats compacted;
+    struct mem_sample before;
+    struct mem_sample loaded;
+    struct mvcc_stats loaded_stats;
+    struct mem_sample updated;
+    struct mvcc_stats updated_stats;
+    struct mem_sample compacted;
+    struct mvcc_stats compacted_stats;
 };
 
 struct lmdb_memory {
-    u64 rss_before;
-    u64 rss_loaded;
+    struct mem_sample before;
+    struct mem_sample loaded;
     u64 pages_used; /* branch + leaf + overflow pages after the insert */
     u64 page_size;
     u32 depth;
@@ -145,6 +168,12 @@ struct lmdb_memory {
 struct lmdb {
     MDB_env *env;
     MDB_dbi dbi;
+};
+
+/* Both systems, open side by side. */
+struct systems {
+    struct mvcc *keel;
+    struct lmdb lmdb;
 };
 
 /* The tmpfs directory of the LMDB environment, removed at exit and on signals. */
@@ -178,18 +207,41 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Resident set size in bytes, from /proc/self/statm (second field, in pages). */
-static u64 rss_bytes(void)
+/* VmRSS, RssAnon and RssShmem of this process, from /proc/self/status. */
+static struct mem_sample mem_read(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) die("open /proc/self/statm: %s", strerror(errno));
-    unsigned long long size_pages = 0, resident_pages = 0;
-    int n = fscanf(f, "%llu %llu", &size_pages, &resident_pages);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f == NULL) die("open /proc/self/status: %s", strerror(errno));
+    struct mem_sample m = {0};
+    char line[256];
+    unsigned found = 0;
+    while (fgets(line, sizeof(line), f) != NULL) { /* bounded by the file's ~60 lines */
+        unsigned long long kib;
+        if (sscanf(line, "VmRSS: %llu kB", &kib) == 1) m.vm_rss = kib << 10, found |= 1;
+        if (sscanf(line, "RssAnon: %llu kB", &kib) == 1) m.rss_anon = kib << 10, found |= 2;
+        if (sscanf(line, "RssShmem: %llu kB", &kib) == 1) m.rss_shmem = kib << 10, found |= 4;
+    }
     fclose(f);
-    if (n != 2) die("cannot parse /proc/self/statm");
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) die("sysconf(_SC_PAGESIZE) failed");
-    return (u64)resident_pages * (u64)page;
+    if (found != 7) die("/proc/self/status lacks VmRSS, RssAnon or RssShmem");
+    return m;
+}
+
+/* The 1-minute load average, to show how busy the shared machine was. */
+static double load_average(void)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f == NULL) die("open /proc/loadavg: %s", strerror(errno));
+    double load = 0;
+    int n = fscanf(f, "%lf", &load);
+    fclose(f);
+    if (n != 1) die("cannot parse /proc/loadavg");
+    return load;
+}
+
+static void phase_add(struct phase_time *p, double seconds)
+{
+    if (p->best_s == 0 || seconds < p->best_s) p->best_s = seconds;
+    if (seconds > p->worst_s) p->worst_s = seconds;
 }
 
 static void *xcalloc(size_t count, size_t size, const char *what)
@@ -570,12 +622,10 @@ static double keel_scan(struct mvcc *m, const struct workload *w)
 {
     u8 *start_buf = xcalloc(w->opts->key_size + 1, 1, "scan cursor");
     double t0 = now_s();
-    for (u32 pass = 0; pass < SCAN_PASSES; pass++) {
-        u64 h = keel_scan_pass(m, w, w->opts->scan_page, start_buf);
-        digest_check("keel scan", h, w->expect_scan);
-    }
+    u64 h = keel_scan_pass(m, w, w->opts->scan_page, start_buf);
     double t = now_s() - t0;
     free(start_buf);
+    digest_check("keel scan", h, w->expect_scan);
     return t;
 }
 
@@ -604,6 +654,11 @@ static double keel_prefix(struct mvcc *m, const struct workload *w, u64 scans, b
     return t;
 }
 
+static double keel_prefix_bounded(struct mvcc *m, const struct workload *w)
+{
+    return keel_prefix(m, w, w->prefix_scans, false);
+}
+
 static double keel_compact(struct mvcc *m)
 {
     double t0 = now_s();
@@ -618,33 +673,6 @@ static void keel_stats_check(struct mvcc *m, const struct workload *w, struct mv
     if (out->keys_live != w->opts->keys) {
         die("keel: %" PRIu64 " live keys, expected %" PRIu64, out->keys_live, w->opts->keys);
     }
-}
-
-static void keel_run(const struct workload *w, struct timings *t, struct keel_memory *mem)
-{
-    struct mvcc *m = keel_open(w->opts);
-    progress("keel: insert");
-    mem->rss_before = rss_bytes();
-    t->insert_s = keel_write(m, w, NULL, w->value_insert, "insert");
-    mem->rss_loaded = rss_bytes();
-    keel_stats_check(m, w, &mem->loaded);
-    progress("keel: get");
-    t->get_s = keel_get(m, w);
-    progress("keel: update");
-    t->update_s = keel_write(m, w, w->update_order, w->value_update, "update");
-    mem->rss_updated = rss_bytes();
-    keel_stats_check(m, w, &mem->updated);
-    progress("keel: full scan");
-    t->scan_s = keel_scan(m, w);
-    progress("keel: prefix scan");
-    t->prefix_s = keel_prefix(m, w, w->prefix_scans, false);
-    progress("keel: open-ended prefix scan");
-    t->open_s = keel_prefix(m, w, w->open_scans, true);
-    progress("keel: compaction");
-    t->compact_s = keel_compact(m);
-    mem->rss_compacted = rss_bytes();
-    keel_stats_check(m, w, &mem->compacted);
-    mvcc_destroy(m);
 }
 
 /* ---- LMDB --------------------------------------------------------------- */
@@ -772,25 +800,23 @@ static double lmdb_scan(struct lmdb *l, const struct workload *w)
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val key, value;
+    u64 h = 0, seen = 0;
     double t0 = now_s();
     lmdb_check(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn), "mdb_txn_begin(read)");
     lmdb_check(mdb_cursor_open(txn, l->dbi, &cur), "mdb_cursor_open");
-    for (u32 pass = 0; pass < SCAN_PASSES; pass++) {
-        u64 h = 0, seen = 0;
-        int rc = mdb_cursor_get(cur, &key, &value, MDB_FIRST);
-        while (rc == MDB_SUCCESS) { /* bounded by the keys in the database */
-            h = hash_step(h,
-                          digest(key.mv_data, key.mv_size) + digest(value.mv_data, value.mv_size));
-            seen++;
-            rc = mdb_cursor_get(cur, &key, &value, MDB_NEXT);
-        }
-        if (rc != MDB_NOTFOUND) lmdb_check(rc, "mdb_cursor_get");
-        if (seen != w->opts->keys) die("lmdb: scan saw %" PRIu64 " keys", seen);
-        digest_check("lmdb scan", h, w->expect_scan);
+    int rc = mdb_cursor_get(cur, &key, &value, MDB_FIRST);
+    while (rc == MDB_SUCCESS) { /* bounded by the keys in the database */
+        h = hash_step(h, digest(key.mv_data, key.mv_size) + digest(value.mv_data, value.mv_size));
+        seen++;
+        rc = mdb_cursor_get(cur, &key, &value, MDB_NEXT);
     }
+    if (rc != MDB_NOTFOUND) lmdb_check(rc, "mdb_cursor_get");
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
-    return now_s() - t0;
+    double t = now_s() - t0;
+    if (seen != w->opts->keys) die("lmdb: scan saw %" PRIu64 " keys", seen);
+    digest_check("lmdb scan", h, w->expect_scan);
+    return t;
 }
 
 /* Reads [start, end) up to PREFIX_KEYS keys, as keel's bounded range does. */
@@ -848,32 +874,83 @@ static void lmdb_usage(struct lmdb *l, struct lmdb_memory *mem)
     mem->depth = st.ms_depth;
 }
 
-static void lmdb_run(const struct workload *w, struct timings *t, struct lmdb_memory *mem)
+/* The informational run: a second, fresh environment, 1000 puts per write
+ * transaction, so that it pays for its own pages. */
+static void lmdb_batched(const struct workload *w, struct timings *t)
 {
     struct lmdb l;
-    lmdb_dir_make();
     lmdb_open(&l, w->opts);
-    progress("lmdb: insert (one write txn per put)");
-    mem->rss_before = rss_bytes();
-    t->insert_s = lmdb_write(&l, w, NULL, w->value_insert, 1);
-    mem->rss_loaded = rss_bytes();
-    lmdb_usage(&l, mem);
-    progress("lmdb: get");
-    t->get_s = lmdb_get(&l, w);
-    progress("lmdb: update (one write txn per put)");
-    t->update_s = lmdb_write(&l, w, w->update_order, w->value_update, 1);
-    progress("lmdb: full scan");
-    t->scan_s = lmdb_scan(&l, w);
-    progress("lmdb: prefix scan");
-    t->prefix_s = lmdb_prefix(&l, w);
-    lmdb_close(&l);
-    /* A fresh environment, so the batched run pays for its own pages. */
-    lmdb_open(&l, w->opts);
-    progress("lmdb: insert (1000 puts per write txn)");
-    t->insert_batch_s = lmdb_write(&l, w, NULL, w->value_insert, LMDB_BATCH_OPS);
+    progress("lmdb: insert (1000 puts per write txn, fresh environment)");
+    phase_add(&t->insert_batch, lmdb_write(&l, w, NULL, w->value_insert, LMDB_BATCH_OPS));
     progress("lmdb: update (1000 puts per write txn)");
-    t->update_batch_s = lmdb_write(&l, w, w->update_order, w->value_update, LMDB_BATCH_OPS);
+    phase_add(&t->update_batch,
+              lmdb_write(&l, w, w->update_order, w->value_update, LMDB_BATCH_OPS));
     lmdb_close(&l);
+}
+
+/* ---- the run ------------------------------------------------------------ */
+
+typedef double (*keel_read_fn)(struct mvcc *m, const struct workload *w);
+typedef double (*lmdb_read_fn)(struct lmdb *l, const struct workload *w);
+
+/* READ_ROUNDS rounds of one read phase on both systems, alternating which goes
+ * first; the best and worst round of each are kept. */
+static void read_rounds(const char *name, struct systems *sys, const struct workload *w,
+                        keel_read_fn keel_fn, lmdb_read_fn lmdb_fn, struct phase_time *keel_t,
+                        struct phase_time *lmdb_t)
+{
+    for (u32 r = 0; r < READ_ROUNDS; r++) {
+        fprintf(stderr, "engine_bench: %s, round %u of %u (%s first)\n", name, r + 1, READ_ROUNDS,
+                r % 2 == 0 ? "keel" : "lmdb");
+        if (r % 2 == 0) phase_add(keel_t, keel_fn(sys->keel, w));
+        phase_add(lmdb_t, lmdb_fn(&sys->lmdb, w));
+        if (r % 2 == 1) phase_add(keel_t, keel_fn(sys->keel, w));
+    }
+}
+
+/* The inserts: keel's before LMDB's environment exists, so that the RSS growth
+ * over it is keel's alone. */
+static void run_inserts(struct systems *sys, const struct workload *w, struct timings *k,
+                        struct timings *l, struct keel_memory *km, struct lmdb_memory *lm)
+{
+    sys->keel = keel_open(w->opts);
+    progress("keel: insert (one revision per put)");
+    km->before = mem_read();
+    phase_add(&k->insert, keel_write(sys->keel, w, NULL, w->value_insert, "insert"));
+    km->loaded = mem_read();
+    keel_stats_check(sys->keel, w, &km->loaded_stats);
+    lmdb_dir_make();
+    lmdb_open(&sys->lmdb, w->opts);
+    progress("lmdb: insert (one write txn per put)");
+    lm->before = mem_read();
+    phase_add(&l->insert, lmdb_write(&sys->lmdb, w, NULL, w->value_insert, 1));
+    lm->loaded = mem_read();
+    lmdb_usage(&sys->lmdb, lm);
+}
+
+static void bench_run(const struct workload *w, struct timings *k, struct timings *l,
+                      struct keel_memory *km, struct lmdb_memory *lm)
+{
+    struct systems sys;
+    run_inserts(&sys, w, k, l, km, lm);
+    read_rounds("get", &sys, w, keel_get, lmdb_get, &k->get, &l->get);
+    progress("lmdb: update (one write txn per put)");
+    phase_add(&l->update, lmdb_write(&sys.lmdb, w, w->update_order, w->value_update, 1));
+    progress("keel: update (one revision per put)");
+    phase_add(&k->update, keel_write(sys.keel, w, w->update_order, w->value_update, "update"));
+    km->updated = mem_read();
+    keel_stats_check(sys.keel, w, &km->updated_stats);
+    read_rounds("full scan", &sys, w, keel_scan, lmdb_scan, &k->scan, &l->scan);
+    read_rounds("prefix scan", &sys, w, keel_prefix_bounded, lmdb_prefix, &k->prefix, &l->prefix);
+    progress("keel: open-ended prefix scan");
+    phase_add(&k->open, keel_prefix(sys.keel, w, w->open_scans, true));
+    progress("keel: compaction");
+    phase_add(&k->compact, keel_compact(sys.keel));
+    km->compacted = mem_read();
+    keel_stats_check(sys.keel, w, &km->compacted_stats);
+    mvcc_destroy(sys.keel);
+    lmdb_close(&sys.lmdb);
+    lmdb_batched(w, l);
     lmdb_dir_remove();
 }
 
@@ -884,48 +961,50 @@ static double ratio(double keel_rate, double lmdb_rate)
     return lmdb_rate > 0 ? keel_rate / lmdb_rate : 0.0;
 }
 
-static void report_row(const char *name, double keel_rate, double lmdb_rate, const char *note)
+/* One table row: rates from the best rounds, the ratio of those, then the
+ * rates of the worst rounds (the spread; equal to best for one-shot phases). */
+static void report_row(const char *name, u64 ops, const struct phase_time *k, u64 lmdb_ops,
+                       const struct phase_time *l, const char *how)
 {
-    printf("%-26s %14.0f %14.0f %9.2f  %s\n", name, keel_rate, lmdb_rate,
-           ratio(keel_rate, lmdb_rate), note);
+    double kb = per_s(ops, k->best_s), lb = per_s(lmdb_ops, l->best_s);
+    if (l->best_s == 0) { /* keel only */
+        printf("%-26s %12.0f %12s %9s %12.0f %12s  %s\n", name, kb, "-", "-",
+               per_s(ops, k->worst_s), "-", how);
+        return;
+    }
+    printf("%-26s %12.0f %12.0f %9.2f %12.0f %12.0f  %s\n", name, kb, lb, ratio(kb, lb),
+           per_s(ops, k->worst_s), per_s(lmdb_ops, l->worst_s), how);
 }
 
 static void report_ops(const struct workload *w, const struct timings *k, const struct timings *l)
 {
-    u64 n = w->opts->keys, scanned = n * SCAN_PASSES;
-    u64 prefixed = w->prefix_scans * PREFIX_KEYS;
-    printf("\n%-26s %14s %14s %9s  %s\n", "operation", "keel ops/s", "LMDB ops/s", "keel/LMDB",
-           "how");
-    report_row("insert", per_s(n, k->insert_s), per_s(n, l->insert_s),
-               "put = 1 revision / 1 write txn");
-    report_row("get", per_s(n, k->get_s), per_s(n, l->get_s),
-               "mvcc_range 1 key / mdb_get, read txn per 1000");
-    report_row("update", per_s(n, k->update_s), per_s(n, l->update_s),
-               "put = 1 revision / 1 write txn");
-    report_row("scan (keys/s)", per_s(scanned, k->scan_s), per_s(scanned, l->scan_s),
+    u64 n = w->opts->keys, ps = w->prefix_scans;
+    struct phase_time none = {0};
+    printf("\n%-26s %12s %12s %9s %12s %12s  %s\n", "operation (best round)", "keel ops/s",
+           "LMDB ops/s", "keel/LMDB", "keel worst", "LMDB worst", "how");
+    report_row("insert", n, &k->insert, n, &l->insert, "put = 1 revision / 1 write txn");
+    report_row("get", n, &k->get, n, &l->get, "mvcc_range 1 key / mdb_get, read txn per 1000");
+    report_row("update", n, &k->update, n, &l->update, "put = 1 revision / 1 write txn");
+    report_row("scan (keys/s)", n, &k->scan, n, &l->scan,
                w->opts->scan_page ? "mvcc_range pages / cursor" : "1 mvcc_range / cursor");
-    report_row("prefix 100 (scans/s)", per_s(w->prefix_scans, k->prefix_s),
-               per_s(w->prefix_scans, l->prefix_s), "[k_i, k_i+100) / SET_RANGE + NEXT");
-    report_row("prefix 100 (keys/s)", per_s(prefixed, k->prefix_s), per_s(prefixed, l->prefix_s),
+    report_row("prefix 100 (scans/s)", ps, &k->prefix, ps, &l->prefix,
+               "[k_i, k_i+100) / SET_RANGE + NEXT to k_i+100");
+    report_row("prefix 100 (keys/s)", ps * PREFIX_KEYS, &k->prefix, ps * PREFIX_KEYS, &l->prefix,
                "");
     printf("informational:\n");
-    report_row("insert, LMDB 1000/txn", per_s(n, k->insert_s), per_s(n, l->insert_batch_s),
+    report_row("insert, LMDB 1000/txn", n, &k->insert, n, &l->insert_batch,
                "keel still 1 revision per put");
-    report_row("update, LMDB 1000/txn", per_s(n, k->update_s), per_s(n, l->update_batch_s),
+    report_row("update, LMDB 1000/txn", n, &k->update, n, &l->update_batch,
                "keel still 1 revision per put");
-    report_row("prefix open-ended (scans/s)", per_s(w->open_scans, k->open_s),
-               per_s(w->prefix_scans, l->prefix_s), "keel [k_i, \"\\0\") limit 100, etcd count");
-    printf("%-26s %14.0f %14s %9s  %s\n", "keel compaction (keys/s)", per_s(n, k->compact_s), "-",
-           "-", "mvcc_compact(revision): frees N old versions");
+    report_row("prefix open-ended (scans/s)", w->open_scans, &k->open, ps, &l->prefix,
+               "keel [k_i, \"\\0\") limit 100: count walks the tail's leaves");
+    report_row("keel compaction (keys/s)", n, &k->compact, 0, &none,
+               "mvcc_compact(revision): frees N old versions");
 }
 
-static void report_stats(const char *title, u64 rss, u64 rss_before, const struct mvcc_stats *s,
-                         u64 n)
+static void report_slab(const struct mvcc_stats *s, u64 n)
 {
     double dn = (double)n;
-    printf("%s: revision %" PRIi64 ", %" PRIu64 " records, RSS %.1f MiB (+%.1f MiB since before "
-           "the load)\n",
-           title, s->revision, s->records, mib(rss), mib(rss - rss_before));
     printf("  %-30s %10.1f MiB %8.1f B/key\n", "arena reserved", mib(s->memory.reserved_bytes),
            (double)s->memory.reserved_bytes / dn);
     printf("  %-30s %10.1f MiB %8.1f B/key\n", "slab page bytes", mib(s->memory.page_bytes),
@@ -938,54 +1017,71 @@ static void report_stats(const char *title, u64 rss, u64 rss_before, const struc
 
 static double overhead_per_key(const struct keel_memory *mem, const struct bench_opts *o)
 {
-    double growth = (double)mem->rss_loaded - (double)mem->rss_before;
+    double growth = (double)mem->loaded.vm_rss - (double)mem->before.vm_rss;
     double raw = (double)o->keys * (double)(o->key_size + o->value_size);
     return (growth - raw) / (double)o->keys;
 }
 
-static void report_memory(const struct workload *w, const struct keel_memory *mem,
-                          const struct lmdb_memory *lm)
+static void report_later(const char *title, const struct mem_sample *m,
+                         const struct keel_memory *mem, const struct mvcc_stats *s, u64 n)
+{
+    u64 growth = m->rss_anon - mem->before.rss_anon;
+    printf("%s: revision %" PRIi64 ", %" PRIu64 " records\n", title, s->revision, s->records);
+    printf("  %-30s %10.1f MiB %8.1f B/key\n", "RssAnon growth over the run", mib(growth),
+           (double)growth / (double)n);
+    report_slab(s, n);
+}
+
+static void report_memory(const struct workload *w, const struct keel_memory *mem)
 {
     const struct bench_opts *o = w->opts;
     double dn = (double)o->keys;
     u64 raw = o->keys * (o->key_size + o->value_size);
-    printf("\nkeel memory after the insert (1 version per key):\n");
-    printf("  %-30s %10.1f MiB\n", "RSS before the load", mib(mem->rss_before));
-    printf("  %-30s %10.1f MiB\n", "RSS after the load", mib(mem->rss_loaded));
-    printf("  %-30s %10.1f MiB %8.1f B/key\n", "RSS growth", mib(mem->rss_loaded - mem->rss_before),
-           (double)(mem->rss_loaded - mem->rss_before) / dn);
+    u64 growth = mem->loaded.vm_rss - mem->before.vm_rss;
+    u64 anon = mem->loaded.rss_anon - mem->before.rss_anon;
+    printf("\nkeel memory after the insert (1 version per key; LMDB not yet opened):\n");
+    printf("  %-30s %10.1f MiB\n", "VmRSS before the load", mib(mem->before.vm_rss));
+    printf("  %-30s %10.1f MiB\n", "VmRSS after the load", mib(mem->loaded.vm_rss));
+    printf("  %-30s %10.1f MiB %8.1f B/key\n", "VmRSS growth", mib(growth), (double)growth / dn);
+    printf("  %-30s %10.1f MiB %8.1f B/key\n", "(of which RssAnon)", mib(anon), (double)anon / dn);
     printf("  %-30s %10.1f MiB %8.1f B/key\n", "raw key + value bytes", mib(raw), (double)raw / dn);
-    report_stats("  slab accounting", mem->rss_loaded, mem->rss_before, &mem->loaded, o->keys);
+    report_slab(&mem->loaded_stats, o->keys);
     printf("  overhead per key = (RSS growth - raw bytes) / keys = %.1f B (goal <= 32)\n",
            overhead_per_key(mem, o));
-    printf("  (slab requested - raw bytes) / keys = %.1f B: records' headers and tree nodes\n",
-           ((double)mem->loaded.memory.requested_bytes - (double)raw) / dn);
-    printf("\nkeel memory, informational:\n");
-    report_stats("after the update (2 versions per key)", mem->rss_updated, mem->rss_before,
-                 &mem->updated, o->keys);
-    report_stats("after compaction (1 version per key; freed objects stay in their classes)",
-                 mem->rss_compacted, mem->rss_before, &mem->compacted, o->keys);
-    printf("  (RSS after compaction also holds the full scan's result array, N x %zu B of heap)\n",
+    printf("  (slab requested - raw bytes) / keys = %.1f B: record headers and tree nodes\n",
+           ((double)mem->loaded_stats.memory.requested_bytes - (double)raw) / dn);
+    printf("\nkeel memory, informational (RssAnon: LMDB's tmpfs map is RssShmem):\n");
+    report_later("after the update (2 versions per key)", &mem->updated, mem, &mem->updated_stats,
+                 o->keys);
+    report_later("after compaction (1 version per key; freed objects stay in their classes)",
+                 &mem->compacted, mem, &mem->compacted_stats, o->keys);
+    printf("  (RssAnon after compaction also holds the full scan's result array, N x %zu B)\n",
            sizeof(struct mvcc_kv));
-    u64 lmdb_bytes = lm->pages_used * lm->page_size;
-    printf("\nLMDB, informational: %" PRIu64 " pages of %" PRIu64 " B in use after the insert "
-           "(depth %u) = %.1f B/key, %.1f B/key over raw; RSS growth during its load %.1f B/key\n",
-           lm->pages_used, lm->page_size, lm->depth, (double)lmdb_bytes / dn,
-           ((double)lmdb_bytes - (double)raw) / dn,
-           ((double)lm->rss_loaded - (double)lm->rss_before) / dn);
+}
+
+static void report_lmdb_memory(const struct workload *w, const struct lmdb_memory *lm)
+{
+    double dn = (double)w->opts->keys;
+    double raw = dn * (double)(w->opts->key_size + w->opts->value_size);
+    double used = (double)(lm->pages_used * lm->page_size);
+    double shmem = (double)lm->loaded.rss_shmem - (double)lm->before.rss_shmem;
+    printf("\nLMDB memory, informational: %" PRIu64 " pages of %" PRIu64 " B in use after the "
+           "insert (depth %u) = %.1f B/key, %.1f B/key over raw; RssShmem growth over its load "
+           "%.1f B/key\n",
+           lm->pages_used, lm->page_size, lm->depth, used / dn, (used - raw) / dn, shmem / dn);
 }
 
 static void report_summary(const struct workload *w, const struct timings *k,
                            const struct timings *l, const struct keel_memory *mem)
 {
-    u64 n = w->opts->keys;
+    u64 n = w->opts->keys, ps = w->prefix_scans;
     printf("\nsummary: keys=%" PRIu64 " insert_ratio=%.2f get_ratio=%.2f update_ratio=%.2f "
            "scan_ratio=%.2f prefix_ratio=%.2f overhead_bytes_per_key=%.1f\n",
-           n, ratio(per_s(n, k->insert_s), per_s(n, l->insert_s)),
-           ratio(per_s(n, k->get_s), per_s(n, l->get_s)),
-           ratio(per_s(n, k->update_s), per_s(n, l->update_s)),
-           ratio(per_s(n, k->scan_s), per_s(n, l->scan_s)),
-           ratio(per_s(w->prefix_scans, k->prefix_s), per_s(w->prefix_scans, l->prefix_s)),
+           n, ratio(per_s(n, k->insert.best_s), per_s(n, l->insert.best_s)),
+           ratio(per_s(n, k->get.best_s), per_s(n, l->get.best_s)),
+           ratio(per_s(n, k->update.best_s), per_s(n, l->update.best_s)),
+           ratio(per_s(n, k->scan.best_s), per_s(n, l->scan.best_s)),
+           ratio(per_s(ps, k->prefix.best_s), per_s(ps, l->prefix.best_s)),
            overhead_per_key(mem, w->opts));
 }
 
@@ -1000,20 +1096,22 @@ static void signals_install(void)
     if (atexit(lmdb_dir_remove) != 0) die("atexit failed");
 }
 
-static void print_header(const struct workload *w)
+static void print_header(const struct workload *w, double load_start, double load_end)
 {
     const struct bench_opts *o = w->opts;
     printf("engine_bench: keel mvcc store vs %s\n", mdb_version(NULL, NULL, NULL));
     printf("keys=%" PRIu64 " key_size=%u value_size=%u seed=%" PRIu64 " (--seed to repeat)\n",
            o->keys, o->key_size, o->value_size, o->seed);
-    printf("get order and update order: seeded permutations; %" PRIu64 " prefix scans of %u keys "
-           "(%" PRIu64 " open-ended on keel); %u full-scan passes\n",
-           w->prefix_scans, PREFIX_KEYS, w->open_scans, SCAN_PASSES);
+    printf("get and update orders: seeded permutations; %" PRIu64 " prefix scans of %u keys "
+           "(%" PRIu64 " open-ended on keel); reads: best of %u rounds, alternating first\n",
+           w->prefix_scans, PREFIX_KEYS, w->open_scans, READ_ROUNDS);
     printf("keel full scan: %s\n",
            o->scan_page ? "mvcc_range pages of --scan-page keys" : "one mvcc_range over all keys");
     printf("LMDB: /dev/shm (tmpfs), MDB_NOSYNC|MDB_WRITEMAP|MDB_NOMETASYNC, read txn per %u "
            "gets/prefix scans, one read txn per full scan\n",
            LMDB_READ_TXN_OPS);
+    printf("1-minute load average: %.2f at the start, %.2f at the end (%ld CPUs online)\n",
+           load_start, load_end, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 int main(int argc, char **argv)
@@ -1025,13 +1123,14 @@ int main(int argc, char **argv)
     struct lmdb_memory lmdb_mem = {0};
     opts_parse(argc, argv, &o);
     signals_install();
+    double load_start = load_average();
     progress("generating keys, values and orders");
     workload_build(&w, &o);
-    keel_run(&w, &keel_t, &keel_mem);
-    lmdb_run(&w, &lmdb_t, &lmdb_mem);
-    print_header(&w);
+    bench_run(&w, &keel_t, &lmdb_t, &keel_mem, &lmdb_mem);
+    print_header(&w, load_start, load_average());
     report_ops(&w, &keel_t, &lmdb_t);
-    report_memory(&w, &keel_mem, &lmdb_mem);
+    report_memory(&w, &keel_mem);
+    report_lmdb_memory(&w, &lmdb_mem);
     report_summary(&w, &keel_t, &lmdb_t, &keel_mem);
     workload_free(&w);
     return 0;
