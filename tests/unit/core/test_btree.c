@@ -754,6 +754,7 @@ static size_t fill_until_enomem(size_t n, size_t *failed)
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
         arena_ref ref = rec_new(K(i)), existing = 1;
+        struct slab_stats before = node_stats();
         int rc = btree_insert(&tree, K(i), ref, &existing);
         if (rc == KEEL_OK) {
             cr_assert_eq(existing, 0);
@@ -764,6 +765,8 @@ static size_t fill_until_enomem(size_t n, size_t *failed)
         cr_assert_eq(rc, KEEL_ENOMEM);
         cr_assert_eq(btree_get(&tree, K(i)), 0, "a failed insert leaves no entry");
         cr_assert_eq(tree.count, ok, "a failed insert changes no count");
+        cr_assert_eq(node_stats().objects_live, before.objects_live, "nodes leaked");
+        cr_assert_eq(node_stats().in_use_bytes, before.in_use_bytes);
         rec_free(ref);
         if (*failed == SIZE_MAX) *failed = i;
         if (++fails % 64 == 1) cr_assert(btree_check(&tree));
@@ -876,4 +879,62 @@ Test(btree, random_operations_match_a_model)
         if (refs[i] != 0) del(i);
     }
     assert_empty_tree();
+}
+
+/* ---- memory budget with long separators --------------------------------- */
+
+#define LONG_N   6000
+#define LONG_LEN 4006
+
+static void long_key(u8 *buf, size_t i)
+{
+    memset(buf, 'p', 4000);
+    snprintf((char *)buf + 4000, 7, "%06zu", i);
+}
+
+/* Neighbouring keys share 4000 bytes, so every leaf split needs a ~4 KiB
+ * separator: the separators' pages run out while leaves still have room,
+ * and a split fails after some of its nodes were already reserved. */
+Test(btree, enomem_with_long_separators_leaks_nothing)
+{
+    rng_seed("btree::enomem_with_long_separators_leaks_nothing");
+    arena_deinit(&node_arena);
+    cr_assert_eq(arena_init(&node_arena, ARENA_CHUNK_SIZE), KEEL_OK);
+    slab_init(&node_slab, &node_arena);
+    btree_init(&tree, &node_slab, rec_key_of, &rec_slab);
+    for (size_t i = 0; i < 88; i++) { /* 11 of the 16 pages: 5 are left for the tree */
+        arena_ref hog;
+        cr_assert_eq(slab_alloc(&node_slab, SLAB_SMALL_PAGE_CLASS_MAX, &hog), KEEL_OK);
+    }
+    static u8 buf[LONG_LEN + 1]; /* + the NUL of snprintf */
+    static arena_ref lrefs[LONG_N];
+    order_shuffle(LONG_N);
+    size_t ok = 0, fails = 0;
+    for (size_t k = 0; k < LONG_N; k++) {
+        size_t i = order[k];
+        long_key(buf, i);
+        struct span key = span_make(buf, LONG_LEN);
+        arena_ref ref = rec_new(key), existing = 1;
+        struct slab_stats before = node_stats();
+        int rc = btree_insert(&tree, key, ref, &existing);
+        if (rc == KEEL_OK) {
+            lrefs[i] = ref;
+            ok++;
+            continue;
+        }
+        cr_assert_eq(rc, KEEL_ENOMEM);
+        struct slab_stats after = node_stats();
+        cr_assert_eq(after.objects_live, before.objects_live, "a failed split leaked nodes");
+        cr_assert_eq(after.in_use_bytes, before.in_use_bytes);
+        cr_assert_eq(tree.count, ok);
+        cr_assert_eq(btree_get(&tree, key), 0);
+        rec_free(ref);
+        if (fails++ % 50 == 0) cr_assert(btree_check(&tree));
+    }
+    cr_assert_gt(fails, 0, "the budget never ran out");
+    cr_assert(btree_check(&tree));
+    for (size_t i = 0; i < LONG_N; i++) {
+        long_key(buf, i);
+        cr_assert_eq(btree_get(&tree, span_make(buf, LONG_LEN)), lrefs[i], "key %zu", i);
+    }
 }
