@@ -16,6 +16,8 @@
  *
  * Contract:
  *  - Single-threaded: the owning shard thread only.
+ *  - Entry refs are refs into the tree's slab (btree_iter_prefetch reads
+ *    through them); the tree never writes through them.
  *  - Keys are 1 .. BTREE_KEY_SIZE_MAX bytes. The tree never stores an entry
  *    whose key_of() differs from the key it was inserted under; the caller
  *    may swap the ref of an entry (btree_iter_set_ref) for another ref whose

@@ -74,9 +74,9 @@ struct mvcc_range_req {
     i64 limit;             /* 0: no limit */
     bool keys_only;
     bool count_only;
-    enum mvcc_sort_order sort_order;
-    enum mvcc_sort_target sort_target;
-    i64 min_mod_revision; /* 0: no filter; filters apply after the count */
+    enum mvcc_sort_order sort_order;   /* NONE: key order for target KEY, else ASCEND (etcd) */
+    enum mvcc_sort_target sort_target; /* ties in any target are broken by key, ascending */
+    i64 min_mod_revision;              /* 0: no filter; filters apply after the count */
     i64 max_mod_revision;
     i64 min_create_revision;
     i64 max_create_revision;
@@ -132,14 +132,20 @@ int mvcc_put(struct mvcc *m, struct span key, struct span value, i64 lease, stru
 typedef int (*mvcc_kv_fn)(void *ctx, const struct mvcc_kv *kv);
 
 /* Deletes every live key in [key, range_end) (range_end as in mvcc_range_req).
- * *deleted gets how many; each deleted key's last version is passed to prev_fn. */
+ * *deleted gets how many (0 after an error); each deleted key's last version
+ * is passed to prev_fn. */
 int mvcc_delete_range(struct mvcc *m, struct span key, struct span range_end, u64 *deleted,
                       mvcc_kv_fn prev_fn, void *prev_ctx);
 
+/* Errors: KEEL_EKEY_EMPTY, KEEL_EKEY_TOO_LARGE (key over key_size_max),
+ * KEEL_EINVALID (negative revision or limit, unknown sort), KEEL_EFUTURE_REV,
+ * KEEL_ECOMPACTED, checked in that order; KEEL_ENOMEM if the result array
+ * cannot grow. */
 int mvcc_range(struct mvcc *m, const struct mvcc_range_req *req, struct mvcc_range_result *out);
 
 /* Compaction: sets the compact revision at once (reads below it fail from now
- * on), then frees superseded versions in bounded steps. mvcc_compact_step
+ * on), then frees superseded versions in bounded steps. Starting a job while
+ * one runs replaces it (the new job covers whatever the old one left). mvcc_compact_step
  * processes at most keys_max keys and returns true when the job is done.
  * mvcc_compact runs a job to completion. rev must be in (compact_revision,
  * revision]; else KEEL_ECOMPACTED or KEEL_EFUTURE_REV. No batch may be open. */

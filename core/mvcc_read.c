@@ -105,7 +105,8 @@ static int mvcc_scan_one(struct mvcc *m, struct mvcc_scan *s, arena_ref head,
     s->matched++;
     if (s->q->count_only) return KEEL_OK;
     if (s->streaming && s->q->limit > 0 && s->matched > s->q->limit) return KEEL_OK;
-    return mvcc_scratch_push(m, &out->kvs_len, &r, s->q->keys_only);
+    bool value_sort = s->q->sort_target == MVCC_SORT_VALUE; /* blanked after the sort */
+    return mvcc_scratch_push(m, &out->kvs_len, &r, s->q->keys_only && !value_sort);
 }
 
 static int mvcc_scan(struct mvcc *m, struct mvcc_scan *s, struct mvcc_range_result *out)
@@ -180,7 +181,9 @@ int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range
     struct mvcc_scan s = {.q = q};
     int rc = mvcc_range_check(m, q, &s.rev);
     if (rc != KEEL_OK) return rc;
-    bool by_key = q->sort_target == MVCC_SORT_KEY || q->sort_order == MVCC_SORT_NONE;
+    /* As etcd: order NONE means key order for the KEY target, and ascending
+     * by the target for any other target. */
+    bool by_key = q->sort_target == MVCC_SORT_KEY;
     s.reverse = by_key && q->sort_order == MVCC_SORT_DESCEND && q->range_end.len > 0;
     s.streaming = by_key;
     s.counted = mvcc_count_fast(m, &s, out);
@@ -193,7 +196,11 @@ int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range
     out->kvs = m->scratch;
     if (!by_key && out->kvs_len > 1) {
         struct mvcc_sort how = {q->sort_target, q->sort_order == MVCC_SORT_DESCEND ? -1 : 1};
+        ASSERT(q->sort_target != MVCC_SORT_KEY);
         qsort_r(out->kvs, out->kvs_len, sizeof(out->kvs[0]), mvcc_kv_cmp, &how);
+    }
+    if (q->keys_only && q->sort_target == MVCC_SORT_VALUE) {
+        for (size_t i = 0; i < out->kvs_len; i++) out->kvs[i].value = span_make(NULL, 0);
     }
     out->more = !q->count_only && q->limit > 0 && s.matched > q->limit;
     if (q->limit > 0 && out->kvs_len > (size_t)q->limit) out->kvs_len = (size_t)q->limit;
