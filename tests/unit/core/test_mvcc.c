@@ -1181,3 +1181,81 @@ Test(mvcc, random_history_matches_a_model)
     m_check_stats();
     cr_assert(mvcc_check(m));
 }
+
+/* ---- memory budget ------------------------------------------------------ */
+
+static struct mvcc *store_tight(u64 bytes)
+{
+    struct mvcc_config c;
+    mvcc_config_default(&c);
+    c.memory_bytes_max = bytes;
+    struct mvcc *s = mvcc_create(&c);
+    cr_assert_not_null(s, "a store with a %llu-byte budget", (unsigned long long)bytes);
+    return s;
+}
+
+/* Puts 1 KiB values under new keys until the budget is spent; returns how
+ * many fit. A failed put changes nothing. */
+static int fill_until_enomem(char *val, size_t val_len)
+{
+    char k[16];
+    for (int i = 0; i < 100000; i++) { /* bounded: 4 MiB / 1 KiB puts */
+        snprintf(k, sizeof(k), "fill%05d", i);
+        struct mvcc_stats before = stats();
+        bool had;
+        int rc = mvcc_put(m, S(k), span_make(val, val_len), 0, NULL, &had);
+        if (rc == KEEL_OK) continue;
+        cr_assert_eq(rc, KEEL_ENOMEM);
+        struct mvcc_stats after = stats();
+        cr_assert_eq(after.revision, before.revision);
+        cr_assert_eq(after.records, before.records);
+        cr_assert_eq(after.keys_tree, before.keys_tree);
+        cr_assert_eq(after.memory.in_use_bytes, before.memory.in_use_bytes);
+        assert_absent(k, 0);
+        return i;
+    }
+    cr_assert_fail("the budget never ran out");
+    return 0;
+}
+
+Test(mvcc, enomem_leaves_the_store_as_it_was)
+{
+    mvcc_destroy(m);
+    m = store_tight(4 * MiB);
+    static char val[1024];
+    memset(val, 'v', sizeof(val));
+    bool had;
+    cr_assert_eq(mvcc_batch_begin(m), KEEL_OK); /* in a batch: earlier writes stay */
+    int rc = KEEL_OK, i;
+    char k[16];
+    for (i = 0; rc == KEEL_OK && i < 10000; i++) { /* bounded: 4 MiB / 1 KiB puts */
+        snprintf(k, sizeof(k), "more%04d", i);
+        rc = mvcc_put(m, S(k), span_make(val, sizeof(val)), 0, NULL, &had);
+    }
+    cr_assert_eq(rc, KEEL_ENOMEM);
+    cr_assert(mvcc_batch_open(m), "a failed write keeps the batch open");
+    mvcc_batch_abort(m);
+    cr_assert_eq(mvcc_revision(m), 1);
+    cr_assert_eq(stats().records, 0);
+    cr_assert(mvcc_check(m));
+    int n = fill_until_enomem(val, sizeof(val));
+    cr_assert_gt(n, 100);
+    cr_assert_geq(n, i - 2, "the aborted batch gave its memory back");
+    cr_assert(mvcc_check(m));
+    cr_assert_eq(stats().keys_live, (u64)n);
+    cr_assert_eq(mvcc_revision(m), 1 + n);
+    struct mvcc_kv kv;
+    cr_assert(get("fill00000", 0, &kv));
+    cr_assert_eq(kv.value.len, sizeof(val));
+    u64 deleted = 0;
+    rc = mvcc_delete_range(m, S("fill"), S("film"), &deleted, NULL, NULL);
+    if (rc == KEEL_ENOMEM) { /* tombstones need memory too: then nothing is deleted */
+        cr_assert_eq(stats().keys_live, (u64)n);
+        cr_assert_eq(mvcc_revision(m), 1 + n);
+    } else {
+        cr_assert_eq(rc, KEEL_OK);
+        cr_assert_eq(deleted, (u64)n);
+        cr_assert_eq(stats().keys_live, 0);
+    }
+    cr_assert(mvcc_check(m));
+}
