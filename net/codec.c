@@ -12,6 +12,7 @@
 #include "core/assert.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,11 +28,13 @@ static_assert(CODEC_SHARDS_MAX < CODEC_SHARD_NONE, "shard ids stay below shard_n
 
 static u8 *field_at(void *base, const struct codec_field_desc *f)
 {
+    ASSERT(base != NULL && f != NULL);
     return (u8 *)base + f->offset;
 }
 
 static const u8 *field_at_const(const void *base, const struct codec_field_desc *f)
 {
+    ASSERT(base != NULL && f != NULL);
     return (const u8 *)base + f->offset;
 }
 
@@ -469,6 +472,7 @@ int codec_frame_end(struct buf *b, size_t start, u32 frame_size_max, int too_lar
 {
     ASSERT(b != NULL);
     ASSERT(too_large_status > 0);
+    ASSERT(start <= b->len || !buf_ok(b));
     if (!buf_ok(b)) {
         b->len = KEEL_MIN(b->len, start);
         return CODEC_NO_ROOM;
@@ -480,13 +484,17 @@ int codec_frame_end(struct buf *b, size_t start, u32 frame_size_max, int too_lar
         return too_large_status;
     }
     store_u32_le(b->ptr + start, (u32)(size - 4));
+    ASSERT(load_u32_le(b->ptr + start) + 4 == size);
     return 0;
 }
 
 /* ---- requests and replies --------------------------------------------------------------- */
 
+/* Linear over the opcode table (9 entries), as status_find below (31): cheaper than a lookup
+ * table at this size. */
 static const struct codec_opcode_desc *opcode_find(u16 opcode)
 {
+    static_assert(KEEL_ARRAY_LEN(codec_opcodes) < 64, "opcode table small enough to scan");
     for (size_t i = 0; i < KEEL_ARRAY_LEN(codec_opcodes); i++) {
         if (codec_opcodes[i].code == opcode) return &codec_opcodes[i];
     }
@@ -577,6 +585,7 @@ int codec_reply_encode(struct buf *b, const struct codec_frame *head,
 
 static const struct codec_status_desc *status_find(int status)
 {
+    static_assert(KEEL_ARRAY_LEN(codec_statuses) < 256, "status table small enough to scan");
     for (size_t i = 0; i < KEEL_ARRAY_LEN(codec_statuses); i++) {
         if (codec_statuses[i].code == status) return &codec_statuses[i];
     }
@@ -609,6 +618,20 @@ const char *codec_opcode_name(u16 opcode)
 
 /* ---- describe --------------------------------------------------------------------------- */
 
+#define DESCRIBE_PATH_SIZE 256 /* paths are short: names < 32 bytes, nesting < CODEC_DEPTH_MAX */
+
+/* snprintf that must not truncate: paths and numbers always fit their buffers. */
+__attribute__((format(printf, 3, 4))) static void text_format(char *dst, size_t cap,
+                                                              const char *fmt, ...)
+{
+    ASSERT(dst != NULL && cap > 0);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    ASSERT(n >= 0 && (size_t)n < cap);
+}
+
 static void describe_line(struct buf *out, const char *path, const char *value)
 {
     ASSERT(out != NULL && path != NULL && value != NULL);
@@ -629,7 +652,7 @@ static void describe_bytes(struct buf *out, const char *path, struct span s)
             buf_put_u8(out, c);
         } else {
             char hex[5];
-            snprintf(hex, sizeof(hex), "\\x%02x", c);
+            text_format(hex, sizeof(hex), "\\x%02x", c);
             buf_put_bytes(out, hex, 4);
         }
     }
@@ -644,16 +667,16 @@ static void describe_list(struct buf *out, const char *path, const struct codec_
 {
     struct codec_list list;
     memcpy(&list, src, sizeof(list));
-    char line[160];
-    snprintf(line, sizeof(line), "%s.count", path);
+    char line[DESCRIBE_PATH_SIZE];
+    text_format(line, sizeof(line), "%s.count", path);
     char num[24];
-    snprintf(num, sizeof(num), "%" PRIu32, list.count);
+    text_format(num, sizeof(num), "%" PRIu32, list.count);
     describe_line(out, line, num);
     struct codec_iter it;
     codec_iter_init(&it, f, &list);
     union codec_msg_any elem;
     for (u32 i = 0; codec_iter_next(&it, &elem); i++) { /* bounded by list.count */
-        snprintf(line, sizeof(line), "%s[%" PRIu32 "].", path, i);
+        text_format(line, sizeof(line), "%s[%" PRIu32 "].", path, i);
         describe_msg(out, line, f->msg, &elem, depth + 1);
     }
 }
@@ -661,7 +684,7 @@ static void describe_list(struct buf *out, const char *path, const struct codec_
 static void describe_byte(struct buf *out, const char *prefix, const char *path,
                           const struct codec_field_desc *f, u8 v)
 {
-    char line[160];
+    char line[DESCRIBE_PATH_SIZE];
     if (f->type == CODEC_T_BOOL) {
         describe_line(out, path, v ? "1" : "0");
     } else if (f->type == CODEC_T_ENUM) {
@@ -670,7 +693,7 @@ static void describe_byte(struct buf *out, const char *prefix, const char *path,
     } else {
         ASSERT(f->type == CODEC_T_FLAGS); /* one line per bit, named, without the field name */
         for (u8 bit = 0; bit < f->enm->count; bit++) {
-            snprintf(line, sizeof(line), "%s%s", prefix, f->enm->names[bit]);
+            text_format(line, sizeof(line), "%s%s", prefix, f->enm->names[bit]);
             describe_line(out, line, (v >> bit) & 1 ? "1" : "0");
         }
     }
@@ -683,23 +706,23 @@ static void describe_number(struct buf *out, const char *path, const struct code
     const char *name;
     switch (f->type) {
     case CODEC_T_U16:
-        snprintf(num, sizeof(num), "%" PRIu16, *(const u16 *)src);
+        text_format(num, sizeof(num), "%" PRIu16, *(const u16 *)src);
         break;
     case CODEC_T_STATUS16:
         name = codec_status_name(*(const u16 *)src);
         if (name)
-            snprintf(num, sizeof(num), "%s", name);
+            text_format(num, sizeof(num), "%s", name);
         else
-            snprintf(num, sizeof(num), "%" PRIu16, *(const u16 *)src);
+            text_format(num, sizeof(num), "%" PRIu16, *(const u16 *)src);
         break;
     case CODEC_T_U32:
-        snprintf(num, sizeof(num), "%" PRIu32, *(const u32 *)src);
+        text_format(num, sizeof(num), "%" PRIu32, *(const u32 *)src);
         break;
     case CODEC_T_U64:
-        snprintf(num, sizeof(num), "%" PRIu64, *(const u64 *)src);
+        text_format(num, sizeof(num), "%" PRIu64, *(const u64 *)src);
         break;
     case CODEC_T_I64:
-        snprintf(num, sizeof(num), "%" PRId64, *(const i64 *)src);
+        text_format(num, sizeof(num), "%" PRId64, *(const i64 *)src);
         break;
     default:
         UNREACHABLE();
@@ -711,8 +734,8 @@ static void describe_field(struct buf *out, const char *prefix, const struct cod
                            const void *msg, int depth)
 {
     const u8 *src = field_at_const(msg, f);
-    char path[160];
-    snprintf(path, sizeof(path), "%s%s", prefix, f->name);
+    char path[DESCRIBE_PATH_SIZE];
+    text_format(path, sizeof(path), "%s%s", prefix, f->name);
     struct span s;
     switch (f->type) {
     case CODEC_T_BOOL:
@@ -733,7 +756,7 @@ static void describe_field(struct buf *out, const char *prefix, const struct cod
         break;
     case CODEC_T_MSG:
     case CODEC_T_SIZED:
-        snprintf(path, sizeof(path), "%s%s.", prefix, f->name);
+        text_format(path, sizeof(path), "%s%s.", prefix, f->name);
         describe_msg(out, path, f->msg, src, depth + 1);
         break;
     default:
@@ -764,11 +787,11 @@ static void describe_frame(struct buf *out, const struct codec_frame *f)
 {
     char num[24];
     const char *name = codec_opcode_name(f->opcode);
-    if (name == NULL) snprintf(num, sizeof(num), "%" PRIu16, f->opcode);
+    if (name == NULL) text_format(num, sizeof(num), "%" PRIu16, f->opcode);
     describe_line(out, "frame.opcode", name ? name : num);
-    snprintf(num, sizeof(num), "%" PRIu16, f->flags);
+    text_format(num, sizeof(num), "%" PRIu16, f->flags);
     describe_line(out, "frame.flags", num);
-    snprintf(num, sizeof(num), "%" PRIu64, f->request_id);
+    text_format(num, sizeof(num), "%" PRIu64, f->request_id);
     describe_line(out, "frame.request_id", num);
 }
 
