@@ -4,6 +4,8 @@
 Usage:
   tools/gen_codec.py            write net/codec_gen.h
   tools/gen_codec.py --tables   print every markdown table protocol.md must carry
+  tools/gen_codec.py --write-md rewrite the tables after the markers in protocol.md in place
+                                (the prose is left alone; review the diff)
   tools/gen_codec.py --check    exit 1 if net/codec_gen.h differs from what this script
                                 writes, or if any table in proto-spec/protocol.md (the
                                 ones after a "<!-- table:NAME -->" marker) disagrees with
@@ -547,17 +549,21 @@ def rule_of(spec, msg, f):
 
 
 def tbl_message(spec, name):
+    """Byte table of a message. Offsets are shown while every field before is fixed; fields
+    conditional on the same earlier field are alternatives, so they share one offset."""
     msg = spec["messages"][name]
     rows = [["offset", "field", "encoding", "rule", "meaning"]]
-    off = 0
+    off, group, group_off = 0, None, None
     for f in msg["fields"]:
-        size = TYPES[f["type"]][1]
-        rows.append([str(off) if off is not None else "—", f["name"], encoding_of(f),
-                     rule_of(spec, msg, f), f["doc"]])
-        if off is not None and size is not None and "if" not in f:
-            off += size
+        cond = f.get("if")
+        if cond and cond["field"] == group:
+            shown = group_off
         else:
-            off = None
+            group, group_off, shown = (cond["field"] if cond else None), off, off
+        rows.append([str(shown) if shown is not None else "—", f["name"], encoding_of(f),
+                     rule_of(spec, msg, f), f["doc"]])
+        size = TYPES[f["type"]][1]
+        off = off + size if off is not None and size is not None and not cond else None
     return rows
 
 
@@ -626,6 +632,24 @@ def parse_md_tables(text):
     return found
 
 
+def write_md(spec):
+    """Replaces the table after each marker of protocol.md with the generated one."""
+    with open(PROTOCOL_MD, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    tables, out, i = dict(all_tables(spec)), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        m = re.match(r"\s*<!--\s*table:(\S+)\s*-->", lines[i])
+        i += 1
+        if not m or m.group(1) not in tables:
+            continue
+        while i < len(lines) and lines[i].lstrip().startswith("|"):
+            i += 1
+        out.extend(render_table(tables[m.group(1)]).split("\n"))
+    with open(PROTOCOL_MD, "w", encoding="utf-8") as f:
+        f.write("\n".join(out))
+
+
 def check_md(spec):
     with open(PROTOCOL_MD, encoding="utf-8") as f:
         doc = parse_md_tables(f.read())
@@ -651,6 +675,9 @@ def main(argv):
     if "--tables" in argv:
         for name, rows in all_tables(spec):
             print("<!-- table:%s -->\n%s\n" % (name, render_table(rows)))
+        return 0
+    if "--write-md" in argv:
+        write_md(spec)
         return 0
     text = gen_header(spec)
     if "--check" in argv:
