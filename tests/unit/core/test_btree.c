@@ -7,9 +7,11 @@
  *        0    2 len (u16, little-endian)
  *        2  len key bytes
  *
- * read back by rec_key_of. Records live in one arena and the tree's nodes in
- * another, so the node arena's slab stats show exactly the tree's memory and
- * its budget can be made tight without starving the records.
+ * read back by rec_key_of. Records share the tree's slab, as the contract
+ * requires (entry refs are refs into the tree's slab). So "the tree freed its
+ * nodes" reads as "slab in use is 0 once every record is freed too", and the
+ * ENOMEM tests allocate their records first, then spend the rest of the budget
+ * on filler pages so that only a few pages are left for nodes.
  *
  * Expected answers come from a sorted key array searched with our own
  * memcmp-then-length comparison (key_cmp), not from the tree. Randomized
@@ -36,8 +38,8 @@ struct tkey {
     u8 b[KEY_CAP];
 };
 
-static struct arena rec_arena, node_arena;
-static struct slab rec_slab, node_slab;
+static struct arena arena;
+static struct slab slab; /* records and nodes */
 static struct btree tree;
 static struct tkey keys[KEYS_MAX]; /* sorted ascending by every generator */
 static arena_ref refs[KEYS_MAX];   /* refs[i] != 0 when keys[i] is in the tree */
@@ -72,8 +74,8 @@ static struct span rec_key_of(void *ctx, arena_ref ref)
 static arena_ref rec_new(struct span key)
 {
     arena_ref ref;
-    cr_assert_eq(slab_alloc(&rec_slab, 2 + key.len, &ref), KEEL_OK);
-    u8 *p = slab_ptr(&rec_slab, ref);
+    cr_assert_eq(slab_alloc(&slab, 2 + key.len, &ref), KEEL_OK);
+    u8 *p = slab_ptr(&slab, ref);
     store_u16_le(p, (u16)key.len);
     memcpy(p + 2, key.ptr, key.len);
     return ref;
@@ -81,7 +83,7 @@ static arena_ref rec_new(struct span key)
 
 static void rec_free(arena_ref ref)
 {
-    slab_free(&rec_slab, ref, 2 + rec_key_of(&rec_slab, ref).len);
+    slab_free(&slab, ref, 2 + rec_key_of(&slab, ref).len);
 }
 
 static struct span S(const char *s) {
@@ -151,19 +153,16 @@ static void order_shuffle(size_t n)
 
 static void btree_setup(void)
 {
-    cr_assert_eq(arena_init(&rec_arena, 1024 * MiB), KEEL_OK);
-    cr_assert_eq(arena_init(&node_arena, 1024 * MiB), KEEL_OK);
-    slab_init(&rec_slab, &rec_arena);
-    slab_init(&node_slab, &node_arena);
-    btree_init(&tree, &node_slab, rec_key_of, &rec_slab);
+    cr_assert_eq(arena_init(&arena, 1024 * MiB), KEEL_OK);
+    slab_init(&slab, &arena);
+    btree_init(&tree, &slab, rec_key_of, &slab);
     memset(refs, 0, sizeof(refs));
     nkeys = 0;
 }
 
 static void btree_teardown(void)
 {
-    arena_deinit(&node_arena);
-    arena_deinit(&rec_arena);
+    arena_deinit(&arena);
 }
 
 TestSuite(btree, .init = btree_setup, .fini = btree_teardown);
@@ -231,10 +230,10 @@ static void assert_all_found(void)
     }
 }
 
-static struct slab_stats node_stats(void)
+static struct slab_stats slab_now(void)
 {
     struct slab_stats st;
-    slab_stats(&node_slab, &st);
+    slab_stats(&slab, &st);
     return st;
 }
 
@@ -249,11 +248,11 @@ static void assert_empty_tree(void)
     cr_assert_not(btree_iter_valid(&it));
     btree_iter_last(&it, &tree);
     cr_assert_not(btree_iter_valid(&it));
-    struct slab_stats st = node_stats();
-    cr_assert_eq(st.in_use_bytes, 0, "an empty tree holds no nodes or separators");
+    struct slab_stats st = slab_now();
+    cr_assert_eq(st.in_use_bytes, 0, "with every record freed, an empty tree holds no memory");
     cr_assert_eq(st.objects_live, 0);
     cr_assert(btree_check(&tree));
-    cr_assert(slab_check(&node_slab));
+    cr_assert(slab_check(&slab));
 }
 
 /* ---- empty tree, insert, get, remove ------------------------------------ */
@@ -502,7 +501,7 @@ static void bulk_cycle(void (*order_fn)(size_t), bool reverse_del, size_t n)
     assert_tree_matches();
     assert_all_found();
     cr_assert_gt(tree.height, 2, "%zu entries make at least three levels", n);
-    cr_assert_gt(node_stats().in_use_bytes, 0);
+    cr_assert_gt(slab_now().objects_live, n, "records and nodes");
     if (reverse_del) {
         for (size_t k = 0; k < n / 2; k++) {
             size_t t = order[k];
@@ -561,8 +560,11 @@ Test(btree, destroy_frees_every_node)
     keys_seq(10000);
     order_identity(nkeys);
     put_in_order(nkeys);
-    cr_assert_gt(node_stats().objects_live, 100);
+    u64 nodes = tree.leaves + tree.inners;
+    cr_assert_gt(nodes, 100);
+    cr_assert_geq(slab_now().objects_live, nkeys + nodes);
     btree_destroy(&tree);
+    cr_assert_eq(slab_now().objects_live, nkeys, "only our records are left");
     for (size_t i = 0; i < nkeys; i++) {
         rec_free(refs[i]); /* the records were ours all along */
         refs[i] = 0;
@@ -728,46 +730,66 @@ Test(btree, find_and_insert_at_descend_once)
 
 /* ---- memory budget ------------------------------------------------------ */
 
-Test(btree, enomem_on_first_insert_leaves_the_tree_empty)
+/* Restarts the fixture on a budget of `chunks` 1 MiB chunks. */
+static void budget_restart(u64 chunks)
 {
-    struct arena a;
-    struct slab s;
-    struct btree t;
-    cr_assert_eq(arena_init(&a, 64 * 1024), KEEL_OK); /* below one chunk */
-    slab_init(&s, &a);
-    btree_init(&t, &s, rec_key_of, &rec_slab);
-    arena_ref ref = rec_new(S("a")), existing = 7;
-    cr_assert_eq(btree_insert(&t, S("a"), ref, &existing), KEEL_ENOMEM);
-    cr_assert_eq(t.count, 0);
-    cr_assert_eq(btree_get(&t, S("a")), 0);
-    cr_assert(btree_check(&t));
-    cr_assert(slab_check(&s));
-    arena_deinit(&a);
+    arena_deinit(&arena);
+    cr_assert_eq(arena_init(&arena, chunks * ARENA_CHUNK_SIZE), KEEL_OK);
+    slab_init(&slab, &arena);
+    btree_init(&tree, &slab, rec_key_of, &slab);
 }
 
-/* Inserts random keys until the 1 MiB node budget runs out, then more: each
- * insert either succeeds or fails with the tree unchanged. */
-static size_t fill_until_enomem(size_t n, size_t *failed)
+/* Takes 64 KiB pages (eight 8 KiB objects each) until `left` pages remain in
+ * the current chunk; the budget must have no room for another chunk. */
+static void hog_pages_until(u32 left)
+{
+    cr_assert_gt(arena.reserved_bytes + ARENA_CHUNK_SIZE, arena.reserved_bytes_max);
+    cr_assert_geq(slab.page_chunk_left, left);
+    while (slab.page_chunk_left > left) { /* at most 16 pages */
+        for (int i = 0; i < 8; i++) {
+            arena_ref hog;
+            cr_assert_eq(slab_alloc(&slab, SLAB_SMALL_PAGE_CLASS_MAX, &hog), KEEL_OK);
+        }
+    }
+}
+
+Test(btree, enomem_on_first_insert_leaves_the_tree_empty)
+{
+    budget_restart(1);
+    arena_ref ref = rec_new(S("a")), existing = 7;
+    hog_pages_until(0);
+    struct slab_stats before = slab_now();
+    cr_assert_eq(btree_insert(&tree, S("a"), ref, &existing), KEEL_ENOMEM);
+    cr_assert_eq(tree.count, 0);
+    cr_assert_eq(tree.root, 0);
+    cr_assert_eq(btree_get(&tree, S("a")), 0);
+    cr_assert_eq(slab_now().in_use_bytes, before.in_use_bytes);
+    cr_assert(btree_check(&tree));
+    cr_assert(slab_check(&slab));
+}
+
+/* Inserts pre-made records in `order` with little room left for nodes: each
+ * insert either succeeds or fails with the tree and the slab unchanged. */
+static size_t fill_until_enomem(const arena_ref *pre, size_t *failed)
 {
     size_t ok = 0, fails = 0;
     *failed = SIZE_MAX;
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < nkeys; k++) {
         size_t i = order[k];
-        arena_ref ref = rec_new(K(i)), existing = 1;
-        struct slab_stats before = node_stats();
-        int rc = btree_insert(&tree, K(i), ref, &existing);
+        arena_ref existing = 1;
+        struct slab_stats before = slab_now();
+        int rc = btree_insert(&tree, K(i), pre[i], &existing);
         if (rc == KEEL_OK) {
             cr_assert_eq(existing, 0);
-            refs[i] = ref;
+            refs[i] = pre[i];
             ok++;
             continue;
         }
         cr_assert_eq(rc, KEEL_ENOMEM);
         cr_assert_eq(btree_get(&tree, K(i)), 0, "a failed insert leaves no entry");
         cr_assert_eq(tree.count, ok, "a failed insert changes no count");
-        cr_assert_eq(node_stats().objects_live, before.objects_live, "nodes leaked");
-        cr_assert_eq(node_stats().in_use_bytes, before.in_use_bytes);
-        rec_free(ref);
+        cr_assert_eq(slab_now().objects_live, before.objects_live, "nodes leaked");
+        cr_assert_eq(slab_now().in_use_bytes, before.in_use_bytes);
         if (*failed == SIZE_MAX) *failed = i;
         if (++fails % 64 == 1) cr_assert(btree_check(&tree));
     }
@@ -778,28 +800,27 @@ static size_t fill_until_enomem(size_t n, size_t *failed)
 Test(btree, enomem_on_tight_budget_leaves_the_tree_intact)
 {
     rng_seed("btree::enomem_on_tight_budget_leaves_the_tree_intact");
-    arena_deinit(&node_arena);
-    cr_assert_eq(arena_init(&node_arena, ARENA_CHUNK_SIZE), KEEL_OK);
-    slab_init(&node_slab, &node_arena);
-    btree_init(&tree, &node_slab, rec_key_of, &rec_slab);
-    for (size_t i = 0; i < 96; i++) { /* 12 of the 16 pages of the chunk go elsewhere */
-        arena_ref hog;
-        cr_assert_eq(slab_alloc(&node_slab, SLAB_SMALL_PAGE_CLASS_MAX, &hog), KEEL_OK);
-    }
+    static arena_ref pre[20000];
+    budget_restart(1);
     for (size_t i = 0; i < 20000; i++) key_set(i, "r%010zu", i * 25);
     nkeys = 20000;
+    for (size_t i = 0; i < nkeys; i++) pre[i] = rec_new(K(i)); /* 5 pages of 16-byte records */
+    hog_pages_until(4);
     order_shuffle(nkeys);
     size_t failed;
-    size_t ok = fill_until_enomem(nkeys, &failed);
+    size_t ok = fill_until_enomem(pre, &failed);
     cr_assert_eq(tree.count, ok);
     assert_tree_matches();
     assert_all_found();
-    cr_assert(slab_check(&node_slab));
+    cr_assert(slab_check(&slab));
     for (size_t i = 0; i < nkeys; i += 2) {
         if (refs[i] != 0) del(i); /* merging frees nodes */
     }
     assert_tree_matches();
-    put(failed); /* now there is room again */
+    arena_ref existing = 1;
+    cr_assert_eq(btree_insert(&tree, K(failed), pre[failed], &existing), KEEL_OK,
+                 "after removals there is room again");
+    refs[failed] = pre[failed];
     assert_tree_matches();
     assert_all_found();
 }
@@ -883,7 +904,7 @@ Test(btree, random_operations_match_a_model)
 
 /* ---- memory budget with long separators --------------------------------- */
 
-#define LONG_N   6000
+#define LONG_N   6000 /* 375 pages of 4 KiB-class records, no slot to spare */
 #define LONG_LEN 4006
 
 static void long_key(u8 *buf, size_t i)
@@ -893,48 +914,46 @@ static void long_key(u8 *buf, size_t i)
 }
 
 /* Neighbouring keys share 4000 bytes, so every leaf split needs a ~4 KiB
- * separator: the separators' pages run out while leaves still have room,
- * and a split fails after some of its nodes were already reserved. */
+ * separator: with 5 pages left (leaf, inner, 3 of separators), the separators
+ * run out while the leaf page still has room, and a split fails after its
+ * leaf was reserved. */
 Test(btree, enomem_with_long_separators_leaks_nothing)
 {
     rng_seed("btree::enomem_with_long_separators_leaks_nothing");
-    arena_deinit(&node_arena);
-    cr_assert_eq(arena_init(&node_arena, ARENA_CHUNK_SIZE), KEEL_OK);
-    slab_init(&node_slab, &node_arena);
-    btree_init(&tree, &node_slab, rec_key_of, &rec_slab);
-    for (size_t i = 0; i < 88; i++) { /* 11 of the 16 pages: 5 are left for the tree */
-        arena_ref hog;
-        cr_assert_eq(slab_alloc(&node_slab, SLAB_SMALL_PAGE_CLASS_MAX, &hog), KEEL_OK);
-    }
     static u8 buf[LONG_LEN + 1]; /* + the NUL of snprintf */
-    static arena_ref lrefs[LONG_N];
+    static arena_ref pre[LONG_N];
+    budget_restart((LONG_N / 16 + 15) / 16); /* 24 chunks: 9 pages spare */
+    for (size_t i = 0; i < LONG_N; i++) {
+        long_key(buf, i);
+        pre[i] = rec_new(span_make(buf, LONG_LEN));
+    }
+    hog_pages_until(5);
     order_shuffle(LONG_N);
     size_t ok = 0, fails = 0;
     for (size_t k = 0; k < LONG_N; k++) {
         size_t i = order[k];
         long_key(buf, i);
         struct span key = span_make(buf, LONG_LEN);
-        arena_ref ref = rec_new(key), existing = 1;
-        struct slab_stats before = node_stats();
-        int rc = btree_insert(&tree, key, ref, &existing);
+        arena_ref existing = 1;
+        struct slab_stats before = slab_now();
+        int rc = btree_insert(&tree, key, pre[i], &existing);
         if (rc == KEEL_OK) {
-            lrefs[i] = ref;
             ok++;
             continue;
         }
         cr_assert_eq(rc, KEEL_ENOMEM);
-        struct slab_stats after = node_stats();
+        struct slab_stats after = slab_now();
         cr_assert_eq(after.objects_live, before.objects_live, "a failed split leaked nodes");
         cr_assert_eq(after.in_use_bytes, before.in_use_bytes);
         cr_assert_eq(tree.count, ok);
         cr_assert_eq(btree_get(&tree, key), 0);
-        rec_free(ref);
+        pre[i] = 0;
         if (fails++ % 50 == 0) cr_assert(btree_check(&tree));
     }
     cr_assert_gt(fails, 0, "the budget never ran out");
     cr_assert(btree_check(&tree));
     for (size_t i = 0; i < LONG_N; i++) {
         long_key(buf, i);
-        cr_assert_eq(btree_get(&tree, span_make(buf, LONG_LEN)), lrefs[i], "key %zu", i);
+        cr_assert_eq(btree_get(&tree, span_make(buf, LONG_LEN)), pre[i], "key %zu", i);
     }
 }

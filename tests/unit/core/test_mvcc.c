@@ -500,11 +500,24 @@ Test(mvcc, range_sort_by_each_target_both_orders)
     cr_assert_str_eq(sorted_keys(MVCC_SORT_MOD, MVCC_SORT_DESCEND, 0, NULL), "d,a,b,c");
     cr_assert_str_eq(sorted_keys(MVCC_SORT_VALUE, MVCC_SORT_ASCEND, 0, NULL), "b,d,a,c");
     cr_assert_str_eq(sorted_keys(MVCC_SORT_VALUE, MVCC_SORT_DESCEND, 0, NULL), "c,a,d,b");
-    const char *asc = sorted_keys(MVCC_SORT_VERSION, MVCC_SORT_ASCEND, 0, NULL);
-    cr_assert(!strcmp(asc, "b,c,d,a") || !strcmp(asc, "c,b,d,a"), "by version: %s", asc);
-    const char *desc = sorted_keys(MVCC_SORT_VERSION, MVCC_SORT_DESCEND, 0, NULL);
-    cr_assert(!strcmp(desc, "a,d,b,c") || !strcmp(desc, "a,d,c,b"), "by version: %s", desc);
+    /* order NONE sorts a target other than KEY ascending, as etcd does */
+    cr_assert_str_eq(sorted_keys(MVCC_SORT_CREATE, MVCC_SORT_NONE, 0, NULL), "c,a,b,d");
+    cr_assert_str_eq(sorted_keys(MVCC_SORT_VALUE, MVCC_SORT_NONE, 0, NULL), "b,d,a,c");
+    cr_assert_str_eq(sorted_keys(MVCC_SORT_VERSION, MVCC_SORT_NONE, 0, NULL), "b,c,d,a");
     cr_assert(mvcc_check(m));
+}
+
+/* mvcc.h: "ties in any target are broken by key, ascending" - in both orders. */
+Test(mvcc, range_sort_ties_go_by_key_ascending)
+{
+    put_sortable(); /* b and c tie on version 1 */
+    cr_assert_str_eq(sorted_keys(MVCC_SORT_VERSION, MVCC_SORT_ASCEND, 0, NULL), "b,c,d,a");
+    cr_assert_str_eq(sorted_keys(MVCC_SORT_VERSION, MVCC_SORT_DESCEND, 0, NULL), "a,d,b,c");
+    put("e", "a"); /* e ties with b on value "a" */
+    struct mvcc_range_req q = req_of(S("a"), ALL, 0);
+    q.sort_target = MVCC_SORT_VALUE;
+    q.sort_order = MVCC_SORT_DESCEND;
+    assert_keys(range_q(&q), "c,a,d,b,e");
 }
 
 /* As etcd: sort all matching keys, then cut at the limit. */
@@ -518,6 +531,14 @@ Test(mvcc, range_sort_applies_before_the_limit)
     cr_assert(more);
     cr_assert_str_eq(sorted_keys(MVCC_SORT_MOD, MVCC_SORT_DESCEND, 4, &more), "d,a,b,c");
     cr_assert_not(more);
+    struct mvcc_range_req q = req_of(S("a"), ALL, 0);
+    q.sort_target = MVCC_SORT_VALUE;
+    q.keys_only = true;
+    q.limit = 3;
+    struct mvcc_range_result r = range_q(&q);
+    assert_keys(r, "b,d,a"); /* sorted on the values that keys_only leaves out */
+    cr_assert(r.more);
+    for (size_t i = 0; i < r.kvs_len; i++) cr_assert_eq(r.kvs[i].value.len, 0);
 }
 
 static struct mvcc_range_result filtered(i64 min_mod, i64 max_mod, i64 min_create, i64 max_create,
@@ -609,6 +630,43 @@ Test(mvcc, errors_on_compacted_and_future_revisions)
     cr_assert(mvcc_check(m));
 }
 
+static int range_rc(struct span key, i64 rev, i64 limit, int sort_order, int sort_target)
+{
+    struct mvcc_range_req q = req_of(key, NONE, rev);
+    q.limit = limit;
+    q.sort_order = (enum mvcc_sort_order)sort_order;
+    q.sort_target = (enum mvcc_sort_target)sort_target;
+    struct mvcc_range_result r;
+    return mvcc_range(m, &q, &r);
+}
+
+/* Errors of mvcc_range, checked in the contract's order: empty key, key too
+ * large, invalid argument, future revision, compacted revision. */
+Test(mvcc, range_errors_in_the_documented_order)
+{
+    mvcc_destroy(m);
+    m = store_new(8, 0, 0);
+    for (int i = 0; i < 4; i++) put("a", "x"); /* revisions 2..5 */
+    cr_assert_eq(mvcc_compact(m, 3), KEEL_OK);
+    struct span big = S("123456789"); /* key_size_max + 1 */
+    cr_assert_eq(range_rc(S("a"), 0, 0, 0, 0), KEEL_OK);
+    cr_assert_eq(range_rc(S("12345678"), 0, 0, 0, 0), KEEL_OK, "key_size_max itself");
+    cr_assert_eq(range_rc(S(""), 0, 0, 0, 0), KEEL_EKEY_EMPTY);
+    cr_assert_eq(range_rc(big, 0, 0, 0, 0), KEEL_EKEY_TOO_LARGE);
+    cr_assert_eq(range_rc(S("a"), -1, 0, 0, 0), KEEL_EINVALID, "negative revision");
+    cr_assert_eq(range_rc(S("a"), 0, -1, 0, 0), KEEL_EINVALID, "negative limit");
+    cr_assert_eq(range_rc(S("a"), 0, 0, 3, 0), KEEL_EINVALID, "unknown sort order");
+    cr_assert_eq(range_rc(S("a"), 0, 0, 0, 5), KEEL_EINVALID, "unknown sort target");
+    cr_assert_eq(range_rc(S("a"), 6, 0, 0, 0), KEEL_EFUTURE_REV);
+    cr_assert_eq(range_rc(S("a"), 2, 0, 0, 0), KEEL_ECOMPACTED);
+    cr_assert_eq(range_rc(S(""), 6, -1, 0, 0), KEEL_EKEY_EMPTY, "empty key first");
+    cr_assert_eq(range_rc(big, 2, -1, 0, 0), KEEL_EKEY_TOO_LARGE, "then the key's size");
+    cr_assert_eq(range_rc(S("a"), 6, -1, 0, 0), KEEL_EINVALID, "then the arguments");
+    cr_assert_eq(range_rc(S("a"), -1, 0, 0, 0), KEEL_EINVALID, "not compacted: invalid");
+    cr_assert_eq(range_rc(S("a"), 6, 0, 9, 0), KEEL_EINVALID);
+    cr_assert(mvcc_check(m));
+}
+
 /* ---- batches ------------------------------------------------------------ */
 
 Test(mvcc, batch_begin_twice_and_commit_without_begin)
@@ -666,6 +724,7 @@ Test(mvcc, batch_duplicate_key_is_refused)
     u64 n = 99;
     cr_assert_eq(mvcc_delete_range(m, S("a"), NONE, &n, NULL, NULL), KEEL_EDUPLICATE_KEY,
                  "deleting a key put in the same batch writes it twice");
+    cr_assert_eq(n, 0, "*deleted is 0 after an error");
     cr_assert_eq(mvcc_delete_range(m, S("c"), NONE, &n, NULL, NULL), KEEL_OK);
     cr_assert_eq(mvcc_put(m, S("c"), S("new"), 0, NULL, &had), KEEL_EDUPLICATE_KEY,
                  "putting a key deleted in the same batch writes it twice");
@@ -699,6 +758,7 @@ Test(mvcc, batch_ops_max_is_enforced)
     u64 n = 99;
     cr_assert_eq(mvcc_delete_range(m, S("k"), S("l"), &n, NULL, NULL), KEEL_ETOO_MANY_OPS,
                  "1 put + 4 deletes > 4");
+    cr_assert_eq(n, 0, "*deleted is 0 after an error");
     cr_assert_eq(mvcc_batch_commit(m, &rev), KEEL_OK);
     cr_assert_eq(rev, 3);
     assert_keys(range("k", ALL, 0), "k0,k1,k2,k3,x1");
@@ -709,6 +769,21 @@ Test(mvcc, batch_ops_max_is_enforced)
     cr_assert_eq(mvcc_delete_range(m, S("k"), S("l"), &n, NULL, NULL), KEEL_OK);
     cr_assert_eq(n, 4, "exactly batch_ops_max keys");
     cr_assert(mvcc_check(m));
+}
+
+/* mvcc.h: "*deleted gets how many (0 after an error)" - outside a batch too,
+ * where the failed delete runs as a batch of one and is undone. */
+Test(mvcc, delete_range_error_outside_a_batch_reports_zero_deleted)
+{
+    mvcc_destroy(m);
+    m = store_new(0, 0, 3);
+    put_ten();
+    u64 n = 99;
+    cr_assert_eq(mvcc_delete_range(m, S("k"), ALL, &n, NULL, NULL), KEEL_ETOO_MANY_OPS);
+    cr_assert_eq(mvcc_revision(m), 11, "the failed delete consumed no revision");
+    cr_assert_eq(stats().keys_live, 10, "and deleted nothing");
+    cr_assert(mvcc_check(m));
+    cr_assert_eq(n, 0, "*deleted must be 0 after an error, was %llu", (unsigned long long)n);
 }
 
 static void batch_abort_writes(void)
@@ -955,6 +1030,29 @@ Test(mvcc, compaction_steps_interleave_with_writes)
     cr_assert_eq(st.records, st.keys_live, "fully compacted: one version per live key");
     cr_assert_eq(st.keys_tree, st.keys_live);
     cr_assert(mvcc_check(m));
+}
+
+/* Starting a job while one runs replaces it; the new job covers whatever the
+ * old one left. */
+Test(mvcc, compaction_restarted_midway_equals_one_shot)
+{
+    rng_seed("mvcc::compaction_restarted_midway_equals_one_shot");
+    u64 seed = rng_next();
+    struct mvcc *one = store_new(0, 0, 0);
+    build_history(m, seed, 600);
+    build_history(one, seed, 600);
+    i64 rev = mvcc_revision(m), first = rev / 3, second = 2 * rev / 3;
+    cr_assert_eq(mvcc_compact_start(m, first), KEEL_OK);
+    cr_assert_not(mvcc_compact_step(m, 5), "40 keys take more than one step of 5");
+    cr_assert(mvcc_check(m));
+    cr_assert_eq(mvcc_compact_start(m, second), KEEL_OK);
+    cr_assert_eq(mvcc_compact_revision(m), second);
+    for (int i = 0; !mvcc_compact_step(m, 4); i++) cr_assert_lt(i, 100);
+    cr_assert_eq(mvcc_compact(one, second), KEEL_OK);
+    cr_assert(mvcc_check(m));
+    assert_same_stats(m, one);
+    for (i64 v = second; v <= rev; v++) assert_same_range(m, one, v);
+    mvcc_destroy(one);
 }
 
 /* ---- stats and values --------------------------------------------------- */
@@ -1252,6 +1350,7 @@ Test(mvcc, enomem_leaves_the_store_as_it_was)
     if (rc == KEEL_ENOMEM) { /* tombstones need memory too: then nothing is deleted */
         cr_assert_eq(stats().keys_live, (u64)n);
         cr_assert_eq(mvcc_revision(m), 1 + n);
+        cr_assert_eq(deleted, 0, "*deleted is 0 after an error");
     } else {
         cr_assert_eq(rc, KEEL_OK);
         cr_assert_eq(deleted, (u64)n);
