@@ -24,6 +24,9 @@
  *    writes nothing does not consume a revision. Writing one key twice in a
  *    batch is KEEL_EDUPLICATE_KEY (etcd refuses such transactions too).
  *    mvcc_put and mvcc_delete_range outside a batch run as a batch of one.
+ *    Inside a batch, a range at revision 0 (current) sees the batch's own
+ *    writes, as the later ops of an etcd transaction see the earlier ones;
+ *    the result's revision is still the committed one.
  *
  * Contract:
  *  - Single-threaded: the owning shard thread only.

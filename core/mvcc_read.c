@@ -81,8 +81,8 @@ static int mvcc_kv_cmp(const void *pa, const void *pb, void *arg)
     default:
         break;
     }
-    if (c == 0) c = btree_key_cmp(a->key, b->key); /* ties in key order: stable output */
-    return c * how->sign;
+    if (c != 0) return c * how->sign;
+    return btree_key_cmp(a->key, b->key); /* ties: key order, ascending either way */
 }
 
 struct mvcc_scan {
@@ -147,8 +147,11 @@ static int mvcc_range_check(const struct mvcc *m, const struct mvcc_range_req *q
     if (q->revision < 0 || q->limit < 0) return KEEL_EINVALID;
     if ((unsigned)q->sort_order > MVCC_SORT_DESCEND) return KEEL_EINVALID;
     if ((unsigned)q->sort_target > MVCC_SORT_VALUE) return KEEL_EINVALID;
-    *rev = q->revision == 0 ? m->revision : q->revision;
-    if (*rev > m->revision) return KEEL_EFUTURE_REV;
+    /* Inside a batch, "current" includes the batch's own writes (etcd's txn
+     * ops see the earlier ops of their branch). */
+    i64 current = m->batch_open ? m->batch_revision : m->revision;
+    *rev = q->revision == 0 ? current : q->revision;
+    if (*rev > current) return KEEL_EFUTURE_REV;
     if (*rev < m->compact_revision) return KEEL_ECOMPACTED;
     return KEEL_OK;
 }

@@ -225,7 +225,7 @@ int mvcc_delete_range(struct mvcc *m, struct span key, struct span range_end, u6
         mvcc_undo_to(m, mark);
         m->counters = before;
         m->batch_ops = ops_before;
-        *deleted = 0;
     }
+    if (rc != KEEL_OK) *deleted = 0;
     return mvcc_auto_end(m, implicit, rc);
 }
