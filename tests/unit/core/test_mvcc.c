@@ -771,6 +771,32 @@ Test(mvcc, batch_ops_max_is_enforced)
     cr_assert(mvcc_check(m));
 }
 
+/* Inside a batch, a range at revision 0 sees the batch's own writes (as later
+ * ops of an etcd transaction see earlier ones); the result's revision stays
+ * the committed one, and older revisions do not see the batch. */
+Test(mvcc, ranges_inside_a_batch_see_its_writes)
+{
+    put("a", "1");
+    put("b", "1"); /* 3 */
+    bool had;
+    cr_assert_eq(mvcc_batch_begin(m), KEEL_OK);
+    cr_assert_eq(mvcc_put(m, S("a"), S("2"), 0, NULL, &had), KEEL_OK);
+    cr_assert_eq(mvcc_put(m, S("c"), S("new"), 0, NULL, &had), KEEL_OK);
+    u64 n;
+    cr_assert_eq(mvcc_delete_range(m, S("b"), NONE, &n, NULL, NULL), KEEL_OK);
+    struct mvcc_range_result r = range("a", ALL, 0);
+    cr_assert_eq(r.revision, 3, "the committed revision");
+    assert_keys(r, "a,c");
+    assert_kv(&r.kvs[0], "a", "2", 2, 4, 2);
+    assert_kv(&r.kvs[1], "c", "new", 4, 4, 1);
+    assert_keys(range("a", ALL, 3), "a,b");
+    assert_get("a", 3, "1", 2, 2, 1);
+    mvcc_batch_abort(m);
+    assert_keys(range("a", ALL, 0), "a,b");
+    assert_get("a", 0, "1", 2, 2, 1);
+    cr_assert(mvcc_check(m));
+}
+
 /* mvcc.h: "*deleted gets how many (0 after an error)" - outside a batch too,
  * where the failed delete runs as a batch of one and is undone. */
 Test(mvcc, delete_range_error_outside_a_batch_reports_zero_deleted)
