@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #ifndef KEEL_SANITIZE
 #include <jemalloc/jemalloc.h>
@@ -22,8 +23,13 @@ static void *arena_backend_alloc(struct arena *a, size_t size)
     (void)a;
     return aligned_alloc(ARENA_ALIGN, size);
 #else
-    return mallocx(size,
-                   MALLOCX_ARENA(a->je_arena) | MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(ARENA_ALIGN));
+    int flags = MALLOCX_ARENA(a->je_arena) | MALLOCX_TCACHE_NONE;
+    if (size != ARENA_CHUNK_SIZE) return mallocx(size, flags | MALLOCX_ALIGN(ARENA_ALIGN));
+    /* Chunks are aligned to their size (2 MiB) and asked to be huge pages:
+     * a random record or node access then walks one TLB entry per 2 MiB. */
+    void *p = mallocx(size, flags | MALLOCX_ALIGN(ARENA_CHUNK_SIZE));
+    if (p != NULL) (void)madvise(p, size, MADV_HUGEPAGE);
+    return p;
 #endif
 }
 
@@ -34,7 +40,8 @@ static void arena_backend_free(struct arena *a, void *p, size_t size)
     (void)size;
     free(p);
 #else
-    sdallocx(p, size, MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(ARENA_ALIGN));
+    size_t align = size == ARENA_CHUNK_SIZE ? ARENA_CHUNK_SIZE : ARENA_ALIGN;
+    sdallocx(p, size, MALLOCX_TCACHE_NONE | MALLOCX_ALIGN(align));
 #endif
 }
 
@@ -111,7 +118,7 @@ int arena_extent_alloc(struct arena *a, size_t size_bytes, arena_ref *ref)
     } else if (a->extent_high < ARENA_EXTENTS_MAX) {
         index = a->extent_high;
     } else {
-        return KEEL_ENOMEM; /* the extent table is full: 32767 live extents */
+        return KEEL_ENOMEM; /* the extent table is full */
     }
     u8 *p = arena_backend_alloc(a, size);
     if (p == NULL) return KEEL_ENOMEM;

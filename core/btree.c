@@ -261,6 +261,12 @@ u64 btree_count_range(const struct btree *t, struct span start, struct span end)
     return n;
 }
 
+u64 btree_memory_bytes(const struct btree *t)
+{
+    return t->leaves * slab_alloc_size(sizeof(struct bleaf)) +
+           t->inners * slab_alloc_size(sizeof(struct binner)) + t->separator_bytes;
+}
+
 /* ---- prefix and heads --------------------------------------------------- */
 
 static u32 btree_prefix_len(struct span first, struct span last)

@@ -35,6 +35,7 @@
 #include "core/types.h"
 
 #define BTREE_KEY_SIZE_MAX 65535u
+#define BTREE_LEAF_CAP     80 /* entries per leaf (btree_int.h lays the leaf out) */
 #define BTREE_HEIGHT_MAX   24 /* a fanout >= 2 tree this tall holds 2^23 leaves */
 
 /* Reads back the key of an entry's ref. Must be pure and cheap. */
@@ -128,6 +129,9 @@ void btree_iter_prefetch(const struct btree_iter *it, u32 ahead, bool backward);
 
 /* Number of entries with start <= key < end; end.len == 0 means "to the end". */
 u64 btree_count_range(const struct btree *t, struct span start, struct span end);
+
+/* Slab bytes the tree holds: its nodes and separator copies. */
+u64 btree_memory_bytes(const struct btree *t);
 
 /* Compares two keys in the tree's order (memcmp, then length). */
 int btree_key_cmp(struct span a, struct span b);

@@ -60,7 +60,6 @@
 #include <string.h>
 
 #define BTREE_PREFIX_MAX 48
-#define BTREE_LEAF_CAP   80
 #define BTREE_INNER_CAP  59
 #define BTREE_KIND_LEAF  1
 #define BTREE_KIND_INNER 2

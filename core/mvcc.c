@@ -247,6 +247,9 @@ void mvcc_stats(const struct mvcc *m, struct mvcc_stats *out)
     out->records = m->counters.records;
     out->key_bytes = m->counters.key_bytes;
     out->value_bytes = m->counters.value_bytes;
+    out->tree_leaves = m->tree.leaves;
+    out->tree_inners = m->tree.inners;
+    out->tree_bytes = btree_memory_bytes(&m->tree);
     slab_stats(&m->slab, &out->memory);
 }
 

@@ -105,6 +105,9 @@ struct mvcc_stats {
     u64 records;     /* versions held (including tombstones) */
     u64 key_bytes;   /* bytes of keys of live keys' newest versions */
     u64 value_bytes; /* bytes of values of live keys' newest versions */
+    u64 tree_leaves; /* B+tree nodes */
+    u64 tree_inners;
+    u64 tree_bytes; /* slab bytes of nodes and separators (the rest is records) */
     struct slab_stats memory;
 };
 

@@ -5,7 +5,7 @@
  * from slab pages; larger ones get an arena extent of their own. Classes are
  * 8 bytes apart up to 1 KiB (so small records waste at most 7 bytes), then 8
  * per doubling up to 256 KiB (at most 12.5% rounding). Pages are 64 KiB for
- * classes up to 8 KiB and a whole 1 MiB chunk above; pages, once given to a
+ * classes up to 8 KiB and a whole 2 MiB chunk above; pages, once given to a
  * class, stay with it (freed objects go on the class's free list and are
  * reused first), so "reserved - in use" is the fragmentation figure.
  *

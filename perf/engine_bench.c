@@ -65,6 +65,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,7 +100,8 @@ struct bench_opts {
     u64 seed;
     u32 key_size;
     u32 value_size;
-    u64 scan_page; /* keel's full scan: keys per mvcc_range; 0 = one call for all */
+    u64 scan_page;         /* keel's full scan: keys per mvcc_range; 0 = one call for all */
+    const char *lmdb_base; /* tmpfs directory that holds LMDB's environment */
 };
 
 /* Everything both systems are fed, made before any timing. */
@@ -317,13 +320,17 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: engine_bench [--keys N] [--seed S] [--key-size B] [--value-size B]\n"
-            "                    [--scan-page K] [--help]\n"
+            "                    [--scan-page K] [--lmdb-dir DIR] [--help]\n"
             "  --keys N        keys to load (default %u; %u..%u; 10000000 for the large run)\n"
             "  --seed S        PRNG seed for keys, values and orders (default %u)\n"
             "  --key-size B    key bytes (default %u; %u..%u)\n"
             "  --value-size B  value bytes (default %u; 1..%u)\n"
             "  --scan-page K   keel's full scan reads K keys per mvcc_range (default 0:\n"
             "                  one mvcc_range over every key)\n"
+            "  --lmdb-dir DIR  tmpfs directory for LMDB's environment. Default: a private\n"
+            "                  tmpfs mounted with huge=always in this process's own mount\n"
+            "                  namespace (root only), so LMDB gets 2 MiB pages as keel's\n"
+            "                  arena does; without root, /dev/shm (4 KiB pages, said so)\n"
             "Runs insert, get, update, full scan and 100-key prefix scans on keel's store\n"
             "and on LMDB (tmpfs, MDB_NOSYNC|MDB_WRITEMAP|MDB_NOMETASYNC), prints ops/s,\n"
             "keel/LMDB ratios and keel's memory per key; the last line is a summary.\n",
@@ -353,10 +360,12 @@ static void opts_parse(int argc, char **argv, struct bench_opts *o)
         {"key-size", required_argument, NULL, 'k'},
         {"value-size", required_argument, NULL, 'v'},
         {"scan-page", required_argument, NULL, 'p'},
+        {"lmdb-dir", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    *o = (struct bench_opts){KEYS_DEFAULT, SEED_DEFAULT, KEY_SIZE_DEFAULT, VALUE_SIZE_DEFAULT, 0};
+    *o = (struct bench_opts){KEYS_DEFAULT, SEED_DEFAULT, KEY_SIZE_DEFAULT, VALUE_SIZE_DEFAULT, 0,
+                             NULL};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -374,6 +383,10 @@ static void opts_parse(int argc, char **argv, struct bench_opts *o)
             break;
         case 'p':
             o->scan_page = parse_u64("--scan-page", optarg, 0, KEYS_MAX);
+            break;
+        case 'd':
+            if (strlen(optarg) > 48) die("--lmdb-dir: '%s' is longer than 48 bytes", optarg);
+            o->lmdb_base = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -694,9 +707,58 @@ static void lmdb_on_signal(int sig)
     raise(sig);
 }
 
-static void lmdb_dir_make(void)
+/* keel's arena uses transparent huge pages; LMDB's map on a tmpfs gets them
+ * only if the tmpfs is mounted with huge=. So that both engines run on the
+ * same page size, the default mounts a private huge-page tmpfs for LMDB in a
+ * mount namespace of this process alone (root only; it vanishes at exit),
+ * and falls back to /dev/shm, saying so, where that is not possible. */
+static char g_huge_base[64];
+static char g_lmdb_pages[160];
+
+static void lmdb_huge_unmount(void)
 {
-    snprintf(g_lmdb_dir, sizeof(g_lmdb_dir), "/dev/shm/keel-engine-bench-%ld", (long)getpid());
+    if (g_huge_base[0] == 0) return;
+    (void)umount2(g_huge_base, MNT_DETACH);
+    (void)rmdir(g_huge_base);
+    g_huge_base[0] = 0;
+}
+
+static const char *lmdb_base_pick(const struct bench_opts *o)
+{
+    if (o->lmdb_base != NULL) {
+        snprintf(g_lmdb_pages, sizeof(g_lmdb_pages), "%s as given (--lmdb-dir)", o->lmdb_base);
+        return o->lmdb_base;
+    }
+    const char *why = NULL;
+    snprintf(g_huge_base, sizeof(g_huge_base), "/tmp/keel-engine-bench-XXXXXX");
+    if (geteuid() != 0)
+        why = "not root";
+    else if (unshare(CLONE_NEWNS) != 0)
+        why = strerror(errno);
+    else if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        why = strerror(errno);
+    else if (mkdtemp(g_huge_base) == NULL)
+        why = strerror(errno);
+    else if (mount("tmpfs", g_huge_base, "tmpfs", 0, "huge=always,mode=0700") != 0) {
+        why = strerror(errno);
+        (void)rmdir(g_huge_base);
+    }
+    if (why == NULL) {
+        atexit(lmdb_huge_unmount);
+        snprintf(g_lmdb_pages, sizeof(g_lmdb_pages),
+                 "private tmpfs with huge=always (2 MiB pages, as keel's arena)");
+        return g_huge_base;
+    }
+    g_huge_base[0] = 0;
+    snprintf(g_lmdb_pages, sizeof(g_lmdb_pages),
+             "/dev/shm with 4 KiB pages: no huge-page tmpfs (%s), so keel has the larger pages",
+             why);
+    return "/dev/shm";
+}
+
+static void lmdb_dir_make(const char *base)
+{
+    snprintf(g_lmdb_dir, sizeof(g_lmdb_dir), "%s/keel-engine-bench-%ld", base, (long)getpid());
     snprintf(g_lmdb_data, sizeof(g_lmdb_data), "%s/data.mdb", g_lmdb_dir);
     snprintf(g_lmdb_lock, sizeof(g_lmdb_lock), "%s/lock.mdb", g_lmdb_dir);
     if (mkdir(g_lmdb_dir, 0700) != 0) die("mkdir %s: %s", g_lmdb_dir, strerror(errno));
@@ -919,7 +981,7 @@ static void run_inserts(struct systems *sys, const struct workload *w, struct ti
     phase_add(&k->insert, keel_write(sys->keel, w, NULL, w->value_insert, "insert"));
     km->loaded = mem_read();
     keel_stats_check(sys->keel, w, &km->loaded_stats);
-    lmdb_dir_make();
+    lmdb_dir_make(lmdb_base_pick(w->opts));
     lmdb_open(&sys->lmdb, w->opts);
     progress("lmdb: insert (one write txn per put)");
     lm->before = mem_read();
@@ -1050,6 +1112,13 @@ static void report_memory(const struct workload *w, const struct keel_memory *me
            overhead_per_key(mem, o));
     printf("  (slab requested - raw bytes) / keys = %.1f B: record headers and tree nodes\n",
            ((double)mem->loaded_stats.memory.requested_bytes - (double)raw) / dn);
+    const struct mvcc_stats *ls = &mem->loaded_stats;
+    double tree = (double)ls->tree_bytes;
+    printf("    of which the B+tree: %.1f B/key (%" PRIu64 " leaves, %" PRIu64
+           " inner nodes, %.0f%% leaf fill); records: %.1f B/key of header and rounding\n",
+           tree / dn, ls->tree_leaves, ls->tree_inners,
+           100.0 * dn / ((double)ls->tree_leaves * BTREE_LEAF_CAP),
+           ((double)ls->memory.in_use_bytes - tree - (double)raw) / dn);
     printf("\nkeel memory, informational (RssAnon: LMDB's tmpfs map is RssShmem):\n");
     report_later("after the update (2 versions per key)", &mem->updated, mem, &mem->updated_stats,
                  o->keys);
@@ -1107,9 +1176,10 @@ static void print_header(const struct workload *w, double load_start, double loa
            w->prefix_scans, PREFIX_KEYS, w->open_scans, READ_ROUNDS);
     printf("keel full scan: %s\n",
            o->scan_page ? "mvcc_range pages of --scan-page keys" : "one mvcc_range over all keys");
-    printf("LMDB: /dev/shm (tmpfs), MDB_NOSYNC|MDB_WRITEMAP|MDB_NOMETASYNC, read txn per %u "
+    printf("LMDB: tmpfs, MDB_NOSYNC|MDB_WRITEMAP|MDB_NOMETASYNC, read txn per %u "
            "gets/prefix scans, one read txn per full scan\n",
            LMDB_READ_TXN_OPS);
+    printf("pages: keel's arena: 2 MiB chunks with MADV_HUGEPAGE; LMDB's map: %s\n", g_lmdb_pages);
     printf("1-minute load average: %.2f at the start, %.2f at the end (%ld CPUs online)\n",
            load_start, load_end, sysconf(_SC_NPROCESSORS_ONLN));
 }

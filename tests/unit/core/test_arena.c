@@ -2,7 +2,7 @@
  * test_arena.c — extents and 32-bit refs: refs are non-zero and name
  * distinct writable memory, the ref encoding round-trips, the budget is a
  * hard cap that changes nothing when hit, freed extent indexes come back,
- * and the extent table runs out at 32767 live extents.
+ * and the extent table runs out at ARENA_EXTENTS_MAX - 1 (16383) live extents.
  */
 #include "core/arena.h"
 
@@ -78,11 +78,11 @@ Test(arena, ref_make_extent_offset_round_trip)
         }
     }
     cr_assert_eq(arena_ref_make(0, 0), 0, "ref 0 means none");
-    cr_assert_eq(arena_ref_make(1, 0), (u32)1 << ARENA_OFFSET_BITS, "bits 31..17: extent");
-    cr_assert_eq(arena_ref_make(0, 8), 1, "bits 16..0: offset / 8");
+    cr_assert_eq(arena_ref_make(1, 0), (u32)1 << ARENA_OFFSET_BITS, "bits 31..18: extent");
+    cr_assert_eq(arena_ref_make(0, 8), 1, "bits 17..0: offset / 8");
     cr_assert_eq(arena_ref_make(ARENA_EXTENTS_MAX - 1, ARENA_CHUNK_SIZE - 8), UINT32_MAX);
-    cr_assert_eq(ARENA_EXTENTS_MAX, 32768);
-    cr_assert_eq(ARENA_CHUNK_SIZE, 1u << 20);
+    cr_assert_eq(ARENA_EXTENTS_MAX, 16384);
+    cr_assert_eq(ARENA_CHUNK_SIZE, 2u << 20);
 }
 
 Test(arena, ref_with_offset_addresses_inside_the_extent)
@@ -215,7 +215,7 @@ Test(arena, free_all_returns_to_zero)
     cr_assert_eq(arena.extent_live, 0);
 }
 
-Test(arena, extent_table_runs_out_at_32767_live_extents)
+Test(arena, extent_table_runs_out_at_extents_max_minus_one)
 {
     struct arena a;
     cr_assert_eq(arena_init(&a, 64 * MiB), KEEL_OK);
@@ -227,7 +227,8 @@ Test(arena, extent_table_runs_out_at_32767_live_extents)
         cr_assert_neq(r, 0);
         if (n % 4096 == 0) cr_assert(arena_check(&a));
     }
-    cr_assert_eq(n, ARENA_EXTENTS_MAX - 1, "index 0 is never used: 32767 extents fit");
+    cr_assert_eq(n, ARENA_EXTENTS_MAX - 1,
+                 "index 0 is never used: ARENA_EXTENTS_MAX - 1 extents fit");
     cr_assert_eq(a.reserved_bytes, (u64)n * 8, "the budget is not what ran out");
     struct arena_snapshot before = arena_snap(&a);
     cr_assert_eq(arena_extent_alloc(&a, 8, &r), KEEL_ENOMEM);

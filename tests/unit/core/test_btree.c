@@ -730,7 +730,7 @@ Test(btree, find_and_insert_at_descend_once)
 
 /* ---- memory budget ------------------------------------------------------ */
 
-/* Restarts the fixture on a budget of `chunks` 1 MiB chunks. */
+/* Restarts the fixture on a budget of `chunks` arena chunks. */
 static void budget_restart(u64 chunks)
 {
     arena_deinit(&arena);
@@ -745,7 +745,7 @@ static void hog_pages_until(u32 left)
 {
     cr_assert_gt(arena.reserved_bytes + ARENA_CHUNK_SIZE, arena.reserved_bytes_max);
     cr_assert_geq(slab.page_chunk_left, left);
-    while (slab.page_chunk_left > left) { /* at most 16 pages */
+    while (slab.page_chunk_left > left) { /* at most a chunk's pages */
         for (int i = 0; i < 8; i++) {
             arena_ref hog;
             cr_assert_eq(slab_alloc(&slab, SLAB_SMALL_PAGE_CLASS_MAX, &hog), KEEL_OK);
@@ -904,8 +904,9 @@ Test(btree, random_operations_match_a_model)
 
 /* ---- memory budget with long separators --------------------------------- */
 
-#define LONG_N   6000 /* 375 pages of 4 KiB-class records, no slot to spare */
-#define LONG_LEN 4006
+#define PAGES_PER_CHUNK (ARENA_CHUNK_SIZE / SLAB_PAGE_SIZE) /* 32 */
+#define LONG_N          6000 /* 375 pages of 4 KiB-class records, no slot to spare */
+#define LONG_LEN        4006
 
 static void long_key(u8 *buf, size_t i)
 {
@@ -922,7 +923,7 @@ Test(btree, enomem_with_long_separators_leaks_nothing)
     rng_seed("btree::enomem_with_long_separators_leaks_nothing");
     static u8 buf[LONG_LEN + 1]; /* + the NUL of snprintf */
     static arena_ref pre[LONG_N];
-    budget_restart((LONG_N / 16 + 15) / 16); /* 24 chunks: 9 pages spare */
+    budget_restart((LONG_N / 16 + PAGES_PER_CHUNK - 1) / PAGES_PER_CHUNK); /* 9 pages spare */
     for (size_t i = 0; i < LONG_N; i++) {
         long_key(buf, i);
         pre[i] = rec_new(span_make(buf, LONG_LEN));

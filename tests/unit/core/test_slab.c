@@ -336,7 +336,7 @@ Test(slab, stats_add_up_and_pages_stay_after_free)
     cr_assert_eq(st.in_use_bytes, in_use);
     cr_assert_eq(st.large_live, 0);
     cr_assert_eq(st.page_bytes % SLAB_PAGE_SIZE, 0);
-    cr_assert_eq(st.reserved_bytes % ARENA_CHUNK_SIZE, 0, "small pages come from 1 MiB chunks");
+    cr_assert_eq(st.reserved_bytes % ARENA_CHUNK_SIZE, 0, "small pages come from whole chunks");
     assert_stats_sane(&slab);
     for (u32 i = 0; i < 3000; i++) slab_free(&slab, refs[i], 1 + (i * 37) % 3000);
     struct slab_stats after = stats_of(&slab);
@@ -354,12 +354,12 @@ Test(slab, enomem_on_budget_changes_nothing)
 {
     struct arena a;
     struct slab s;
-    cr_assert_eq(arena_init(&a, ARENA_CHUNK_SIZE), KEEL_OK); /* one chunk: 16 small pages */
+    cr_assert_eq(arena_init(&a, ARENA_CHUNK_SIZE), KEEL_OK); /* one chunk: 32 small pages */
     slab_init(&s, &a);
     arena_ref r, last = 0;
     u64 n = 0;
     int rc;
-    while ((rc = slab_alloc(&s, 64, &r)) == KEEL_OK) { /* bounded by the 1 MiB budget */
+    while ((rc = slab_alloc(&s, 64, &r)) == KEEL_OK) { /* bounded by the one-chunk budget */
         last = r;
         n++;
         cr_assert_leq(n, ARENA_CHUNK_SIZE / 64);
@@ -385,16 +385,18 @@ Test(slab, enomem_for_large_object_then_success_after_free)
 {
     struct arena a;
     struct slab s;
-    cr_assert_eq(arena_init(&a, 2 * MiB), KEEL_OK);
+    /* Room for two chunks: a large object of a chunk and a bit leaves no room
+     * for a chunk of small pages. */
+    cr_assert_eq(arena_init(&a, 2 * ARENA_CHUNK_SIZE), KEEL_OK);
     slab_init(&s, &a);
     arena_ref big, r;
-    cr_assert_eq(slab_alloc(&s, MiB + 8, &big), KEEL_OK);
+    cr_assert_eq(slab_alloc(&s, ARENA_CHUNK_SIZE + 8, &big), KEEL_OK);
     struct slab_stats before = stats_of(&s);
-    cr_assert_eq(slab_alloc(&s, MiB, &r), KEEL_ENOMEM);
-    cr_assert_eq(slab_alloc(&s, 10, &r), KEEL_ENOMEM, "no room for a 1 MiB chunk either");
+    cr_assert_eq(slab_alloc(&s, ARENA_CHUNK_SIZE, &r), KEEL_ENOMEM);
+    cr_assert_eq(slab_alloc(&s, 10, &r), KEEL_ENOMEM, "no room for a chunk either");
     assert_stats_equal(stats_of(&s), before);
     cr_assert(slab_check(&s));
-    slab_free(&s, big, MiB + 8);
+    slab_free(&s, big, ARENA_CHUNK_SIZE + 8);
     cr_assert_eq(slab_alloc(&s, 10, &r), KEEL_OK);
     cr_assert_eq(slab_alloc(&s, 900 * 1024, &r), KEEL_OK, "large: an extent of its own");
     cr_assert_eq(stats_of(&s).large_live, 1);
