@@ -73,6 +73,23 @@ static u32 btree_search_ties(const struct btree *t, const arena_ref *refs, bool 
     return lo;
 }
 
+/* First index whose head is >= hk (n if none). Branch-free: the halving
+ * step compiles to a conditional move, because which half a random key falls
+ * into is a coin toss the branch predictor loses half the time. */
+static inline u32 btree_heads_lower_bound(const u64 *heads, u32 n, u64 hk)
+{
+    if (n == 0) return 0;
+    u32 lo = 0, len = n;
+    while (len > 1) { /* log2(n) steps */
+        u32 half = len / 2;
+        lo = heads[lo + half - 1] < hk ? lo + half : lo;
+        len -= half;
+    }
+    lo += heads[lo] < hk;
+    ASSERT(lo <= n);
+    return lo;
+}
+
 u32 btree_node_search(const struct btree *t, const struct bnode_hdr *h, const u64 *heads,
                       const arena_ref *refs, bool leaf, struct span key, bool *eq)
 {
@@ -87,14 +104,7 @@ u32 btree_node_search(const struct btree *t, const struct bnode_hdr *h, const u6
      * row; asking for every line of the array first overlaps those misses. */
     for (u32 i = 0; i < n; i += 8) __builtin_prefetch(&heads[i]);
     u64 hk = btree_head(key, p);
-    u32 lo = 0, hi = n;
-    while (lo < hi) { /* first head >= hk */
-        u32 mid = lo + (hi - lo) / 2;
-        if (heads[mid] < hk)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    u32 lo = btree_heads_lower_bound(heads, n, hk);
     u32 tie_end = lo;
     while (tie_end < n && heads[tie_end] == hk) tie_end++;
     if (tie_end == lo) return lo;
