@@ -2,13 +2,15 @@
 #   make run            install what is missing, build Release, run keeld (ARGS=... passed on)
 #   make test           install what is missing, build with -Werror, run every test
 #   make test-sanitize  the tests under ASan+UBSan in build-asan/ (Debug)
+#   make test-tsan      the threaded tests (test_xcore) under ThreadSanitizer in build-tsan/
 #   make tidy | format | bench | clean
 JOBS  := $(shell nproc)
 BUILD := build
 ASAN  := build-asan
+TSAN  := build-tsan
 ARGS  ?=
 
-.PHONY: run test test-sanitize tidy format bench clean deps release
+.PHONY: run test test-sanitize test-tsan tidy format bench clean deps release
 
 deps:
 	@bash tools/install-deps.sh
@@ -40,6 +42,14 @@ test-sanitize: deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --test-dir $(ASAN) --output-on-failure
 
+# TSan runs only the tests with threads; KEEL_OPS shortens their stress loops (TSan is ~10x slower).
+test-tsan: deps
+	cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEEL_TSAN=ON -DKEEL_WERROR=ON \
+		-DKEEL_BENCH_LMDB=OFF
+	cmake --build $(TSAN) -j $(JOBS) --target test_xcore
+	KEEL_OPS=200000 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		ctest --test-dir $(TSAN) --output-on-failure -R '^test_xcore$$'
+
 tidy:
 	@bash tools/tidy.sh
 
@@ -52,4 +62,4 @@ bench: release
 	$(BUILD)/bin/engine_bench
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(TSAN)
