@@ -1,0 +1,518 @@
+/* wal.c — segments, group commit, suffix truncation, prefix drop, reads;
+ * recovery lives in wal_recover.c. See wal.h for the contract and
+ * wal_format.h for the bytes. */
+#include "core/wal_int.h"
+#include "core/assert.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- helpers shared with wal_recover.c ------------------------------------- */
+
+void wal_segment_path(const struct wal *w, u64 seq, char *out)
+{
+    ASSERT(w != NULL && out != NULL);
+    int n = snprintf(out, DISK_PATH_SIZE_MAX, "%s/" WAL_SEGMENT_NAME_FORMAT, w->dir,
+                     (unsigned long long)seq);
+    ASSERT(n > 0 && n < DISK_PATH_SIZE_MAX);
+}
+
+int wal_poison(struct wal *w, int err)
+{
+    ASSERT(w != NULL);
+    ASSERT(err != 0);
+    if (w->failed == 0) w->failed = err;
+    return err;
+}
+
+int wal_zero_range(struct wal *w, int fd, u64 from, u64 to)
+{
+    ASSERT(w->run_count == 0 && w->batch_len == 0);
+    ASSERT(from <= to && to <= w->config.segment_size_bytes);
+    memset(w->batch, 0, w->config.batch_bytes_max);
+    /* Bounded: segment_size / batch_bytes_max writes at most. */
+    for (u64 at = from; at < to;) {
+        u64 n = KEEL_MIN(to - at, (u64)w->config.batch_bytes_max);
+        int rc = w->disk->ops->pwrite(w->disk, fd, w->batch, n, at);
+        if (rc != 0) return rc;
+        at += n;
+    }
+    return w->disk->ops->fdatasync(w->disk, fd);
+}
+
+int wal_unlink_from(struct wal *w, u32 keep)
+{
+    ASSERT(keep >= 1 && keep <= w->segment_count);
+    char path[DISK_PATH_SIZE_MAX];
+    if (keep == w->segment_count) return 0;
+    /* Newest first, so a crash in between leaves a gap-free run of segments. */
+    for (u32 i = w->segment_count; i-- > keep;) {
+        struct wal_segment *s = &w->segments[i];
+        if (s->fd >= 0) w->disk->ops->close(w->disk, s->fd);
+        s->fd = -1;
+        wal_segment_path(w, s->seq, path);
+        int rc = w->disk->ops->unlink(w->disk, path);
+        if (rc != 0 && rc != -ENOENT) return rc;
+        w->segment_count = i;
+    }
+    ASSERT(w->segment_count == keep);
+    return w->disk->ops->sync_dir(w->disk, w->dir);
+}
+
+/* ---- open and close --------------------------------------------------------- */
+
+static int wal_config_fill(struct wal_config *c)
+{
+    ASSERT(c != NULL);
+    if (c->segment_size_bytes == 0) c->segment_size_bytes = WAL_SEGMENT_SIZE_DEFAULT;
+    if (c->first_index == 0) c->first_index = 1;
+    if (c->payload_size_max == 0 || c->segments_max < 2) return KEEL_EINVALID;
+    if (c->segment_size_bytes % WAL_RECORD_ALIGN != 0) return KEEL_EINVALID;
+    if (c->batch_bytes_max % WAL_RECORD_ALIGN != 0) return KEEL_EINVALID;
+    u64 record_max = wal_record_size(c->payload_size_max);
+    if (record_max + WAL_SEGMENT_HEADER_SIZE > c->batch_bytes_max) return KEEL_EINVALID;
+    if (c->batch_bytes_max > c->segment_size_bytes) return KEEL_EINVALID;
+    ASSERT(c->first_index > 0);
+    return 0;
+}
+
+/* Lists "wal-<16 hex>.log" names into the segment table, sorted by seq. */
+static int wal_list_one(void *ctx, const char *name)
+{
+    struct wal *w = ctx;
+    ASSERT(w != NULL && name != NULL);
+    unsigned long long seq = 0;
+    int used = 0;
+    if (strlen(name) != WAL_SEGMENT_NAME_SIZE) return 0;
+    if (sscanf(name, "wal-%16llx.log%n", &seq, &used) != 1) return 0;
+    if (used != WAL_SEGMENT_NAME_SIZE || seq == 0) return 0;
+    if (w->segment_count == w->config.segments_max) return KEEL_ENOMEM;
+    u32 i = w->segment_count++;
+    /* Insertion sort: bounded by segments_max per name. */
+    while (i > 0 && w->segments[i - 1].seq > seq) {
+        w->segments[i] = w->segments[i - 1];
+        i--;
+    }
+    w->segments[i] = (struct wal_segment){.seq = seq, .first_index = 0, .fd = -1};
+    return 0;
+}
+
+/* Creates the file of segment s (which must not be open) and preallocates it. */
+static int wal_segment_create(struct wal *w, struct wal_segment *s)
+{
+    ASSERT(s->fd < 0);
+    char path[DISK_PATH_SIZE_MAX];
+    wal_segment_path(w, s->seq, path);
+    int rc = w->disk->ops->open(w->disk, path, true, &s->fd);
+    if (rc != 0) return rc;
+    rc = w->disk->ops->preallocate(w->disk, s->fd, w->config.segment_size_bytes);
+    ASSERT(s->fd >= 0);
+    return rc;
+}
+
+/* An empty WAL: segment 1 with its header, synced, before any record. */
+static int wal_create_first(struct wal *w)
+{
+    ASSERT(w->segment_count == 0);
+    u8 header[WAL_SEGMENT_HEADER_SIZE];
+    struct wal_segment *s = &w->segments[0];
+    *s = (struct wal_segment){.seq = 1, .first_index = w->config.first_index, .fd = -1};
+    w->segment_count = 1;
+    int rc = wal_segment_create(w, s);
+    struct wal_segment_header h = {1, s->first_index, w->config.segment_size_bytes};
+    wal_segment_header_encode(header, &h);
+    if (rc == 0) rc = w->disk->ops->pwrite(w->disk, s->fd, header, sizeof(header), 0);
+    if (rc == 0) rc = w->disk->ops->fdatasync(w->disk, s->fd);
+    if (rc == 0) rc = w->disk->ops->sync_dir(w->disk, w->dir);
+    w->tail_offset = WAL_SEGMENT_HEADER_SIZE;
+    w->last_index = w->durable_index = s->first_index - 1;
+    return rc;
+}
+
+static void wal_free(struct wal *w)
+{
+    ASSERT(w != NULL);
+    for (u32 i = 0; w->segments != NULL && i < w->segment_count; i++) {
+        if (w->segments[i].fd >= 0) w->disk->ops->close(w->disk, w->segments[i].fd);
+        w->segments[i].fd = -1;
+    }
+    free(w->segments);
+    free(w->batch);
+    w->segments = NULL;
+    w->batch = NULL;
+}
+
+int wal_open(struct wal *w, struct disk *disk, const char *dir, const struct wal_config *config)
+{
+    ASSERT(w != NULL && disk != NULL && disk->ops != NULL);
+    ASSERT(dir != NULL && config != NULL);
+    memset(w, 0, sizeof(*w));
+    w->disk = disk;
+    w->config = *config;
+    int rc = wal_config_fill(&w->config);
+    if (rc != 0) return rc;
+    if (strlen(dir) + 1 + WAL_SEGMENT_NAME_SIZE >= DISK_PATH_SIZE_MAX) return KEEL_EINVALID;
+    memcpy(w->dir, dir, strlen(dir) + 1);
+    w->segments = calloc(w->config.segments_max, sizeof(*w->segments));
+    w->batch = malloc(w->config.batch_bytes_max);
+    u8 *scan = malloc(w->config.segment_size_bytes);
+    rc = (w->segments == NULL || w->batch == NULL || scan == NULL) ? KEEL_ENOMEM : 0;
+    if (rc == 0) rc = disk->ops->list(disk, dir, wal_list_one, w);
+    if (rc == 0) rc = w->segment_count == 0 ? wal_create_first(w) : wal_recover(w, scan);
+    free(scan);
+    if (rc != 0) {
+        wal_free(w);
+        return rc;
+    }
+    ASSERT(wal_check(w));
+    ASSERT(w->durable_index == w->last_index);
+    return 0;
+}
+
+void wal_close(struct wal *w)
+{
+    ASSERT(w != NULL);
+    ASSERT(w->failed != 0 || wal_check(w));
+    wal_free(w);
+}
+
+/* ---- append and flush ------------------------------------------------------- */
+
+u64 wal_first_index(const struct wal *w)
+{
+    ASSERT(w->segment_count > 0);
+    return w->segments[0].first_index;
+}
+
+u64 wal_last_index(const struct wal *w)
+{
+    ASSERT(w->last_index >= w->durable_index);
+    return w->last_index;
+}
+
+u64 wal_durable_index(const struct wal *w)
+{
+    ASSERT(w->last_index >= w->durable_index);
+    return w->durable_index;
+}
+
+/* Starts the batch's next run: in the tail segment, or in a new segment
+ * (added to the table now, created on disk by the flush) after its header. */
+static void wal_batch_run_start(struct wal *w, bool roll)
+{
+    ASSERT(w->run_count < KEEL_ARRAY_LEN(w->runs));
+    ASSERT_IMPLIES(roll, w->segment_count < w->config.segments_max);
+    if (roll) {
+        struct wal_segment *prev = &w->segments[w->segment_count - 1];
+        struct wal_segment *s = &w->segments[w->segment_count++];
+        *s = (struct wal_segment){.seq = prev->seq + 1, .first_index = w->last_index + 1};
+        s->fd = -1;
+        struct wal_segment_header h = {s->seq, s->first_index, w->config.segment_size_bytes};
+        wal_segment_header_encode(w->batch + w->batch_len, &h);
+        w->tail_offset = 0;
+    }
+    struct wal_run *r = &w->runs[w->run_count++];
+    *r = (struct wal_run){w->segment_count - 1, w->batch_len, w->tail_offset, 0};
+    if (roll) {
+        r->len = WAL_SEGMENT_HEADER_SIZE;
+        w->batch_len += WAL_SEGMENT_HEADER_SIZE;
+        w->tail_offset = WAL_SEGMENT_HEADER_SIZE;
+    }
+    ASSERT(w->tail_offset % WAL_RECORD_ALIGN == 0);
+}
+
+int wal_append(struct wal *w, u16 type, struct span payload, u64 *index)
+{
+    ASSERT(w != NULL && index != NULL);
+    ASSERT(payload.ptr != NULL || payload.len == 0);
+    if (w->failed != 0) return w->failed;
+    if (type == 0) return KEEL_EINVALID;
+    if (payload.len > w->config.payload_size_max) return KEEL_EVALUE_TOO_LARGE;
+    u64 size = wal_record_size(payload.len);
+    bool roll = w->tail_offset + size > w->config.segment_size_bytes;
+    u64 need = size + (roll ? WAL_SEGMENT_HEADER_SIZE : 0);
+    if (w->batch_len + need > w->config.batch_bytes_max) return KEEL_ENOMEM;
+    if (roll && w->segment_count == w->config.segments_max) return KEEL_ENOMEM;
+    bool first = w->run_count == 0;
+    if (first || roll) wal_batch_run_start(w, roll);
+    struct wal_record_header h = {
+        .payload_len = (u32)payload.len,
+        .type = type,
+        .flags = first ? WAL_FLAG_BATCH_START : 0,
+        .index = w->last_index + 1,
+    };
+    u64 written = wal_record_encode(w->batch + w->batch_len, &h, payload);
+    ASSERT(written == size);
+    w->batch_last_offset = w->batch_len;
+    w->batch_len += (u32)size;
+    w->runs[w->run_count - 1].len += size;
+    w->tail_offset += size;
+    w->last_index = h.index;
+    *index = h.index;
+    ASSERT(w->tail_offset <= w->config.segment_size_bytes);
+    return 0;
+}
+
+/* Sets BATCH_END on the batch's last record and recomputes its checksum. */
+static void wal_batch_mark_end(struct wal *w)
+{
+    ASSERT(w->run_count > 0);
+    u8 *rec = w->batch + w->batch_last_offset;
+    u32 len = load_u32_le(rec);
+    store_u16_le(rec + 6, (u16)(load_u16_le(rec + 6) | WAL_FLAG_BATCH_END));
+    u64 body = WAL_RECORD_HEADER_SIZE + len;
+    store_u64_le(rec + wal_record_size(len) - WAL_RECORD_CHECKSUM_SIZE, checksum64(rec, body));
+    struct wal_record_header h;
+    ASSERT(wal_record_check(rec, wal_record_size(len), w->config.payload_size_max, &h) != 0);
+}
+
+/* One pwrite per run (a new segment is created first), then one fdatasync
+ * per run, then the directory when a segment was created. */
+static int wal_flush_runs(struct wal *w)
+{
+    ASSERT(w->run_count >= 1 && w->run_count <= 2);
+    bool created = false;
+    for (u32 i = 0; i < w->run_count; i++) {
+        struct wal_run *r = &w->runs[i];
+        struct wal_segment *s = &w->segments[r->segment];
+        int rc = 0;
+        if (s->fd < 0) {
+            rc = wal_segment_create(w, s);
+            created = true;
+        }
+        if (rc == 0)
+            rc = w->disk->ops->pwrite(w->disk, s->fd, w->batch + r->batch_offset, r->len,
+                                      r->file_offset);
+        if (rc != 0) return rc;
+    }
+    for (u32 i = 0; i < w->run_count; i++) {
+        int rc = w->disk->ops->fdatasync(w->disk, w->segments[w->runs[i].segment].fd);
+        if (rc != 0) return rc;
+    }
+    return created ? w->disk->ops->sync_dir(w->disk, w->dir) : 0;
+}
+
+int wal_flush(struct wal *w, u64 *durable_index)
+{
+    ASSERT(w != NULL && durable_index != NULL);
+    ASSERT(w->failed != 0 || wal_check(w));
+    if (w->failed != 0) return w->failed;
+    if (w->run_count > 0) {
+        wal_batch_mark_end(w);
+        int rc = wal_flush_runs(w);
+        if (rc != 0) return wal_poison(w, rc);
+        /* Only the tail segment stays open. */
+        for (u32 i = 0; i + 1 < w->segment_count; i++) {
+            if (w->segments[i].fd < 0) continue;
+            w->disk->ops->close(w->disk, w->segments[i].fd);
+            w->segments[i].fd = -1;
+        }
+        w->durable_index = w->last_index;
+        w->run_count = 0;
+        w->batch_len = 0;
+    }
+    *durable_index = w->durable_index;
+    ASSERT(w->durable_index == w->last_index);
+    return 0;
+}
+
+/* ---- truncate and drop ------------------------------------------------------ */
+
+/* Finds the offset of record `target` in segment k by walking the record
+ * headers from the segment's first record; target may be one past the
+ * segment's last record (its end). Bounded by the segment's size. */
+static int wal_seek(struct wal *w, int fd, u32 k, u64 target, u64 *offset)
+{
+    ASSERT(k < w->segment_count);
+    ASSERT(target >= w->segments[k].first_index);
+    u64 off = WAL_SEGMENT_HEADER_SIZE;
+    for (u64 index = w->segments[k].first_index; index < target; index++) {
+        u8 head[WAL_RECORD_HEADER_SIZE];
+        size_t got = 0;
+        int rc = w->disk->ops->pread(w->disk, fd, head, sizeof(head), off, &got);
+        if (rc != 0) return rc;
+        if (got != sizeof(head) || load_u64_le(head + 8) != index) return KEEL_ECORRUPT;
+        off += wal_record_size(load_u32_le(head));
+        if (off > w->config.segment_size_bytes) return KEEL_ECORRUPT;
+    }
+    *offset = off;
+    ASSERT(off % WAL_RECORD_ALIGN == 0);
+    return 0;
+}
+
+/* The segment holding index (the last one whose first index is <= it). */
+static u32 wal_segment_of(const struct wal *w, u64 index)
+{
+    ASSERT(w->segment_count > 0 && index >= w->segments[0].first_index);
+    u32 k = w->segment_count - 1;
+    while (k > 0 && w->segments[k].first_index > index) k--; /* bounded by the table */
+    ASSERT(w->segments[k].first_index <= index);
+    return k;
+}
+
+static int wal_open_segment(struct wal *w, u32 k, int *fd)
+{
+    ASSERT(k < w->segment_count && fd != NULL);
+    char path[DISK_PATH_SIZE_MAX];
+    wal_segment_path(w, w->segments[k].seq, path);
+    return w->disk->ops->open(w->disk, path, false, fd);
+}
+
+int wal_truncate_suffix(struct wal *w, u64 from_index)
+{
+    ASSERT(w != NULL);
+    ASSERT(w->failed != 0 || wal_check(w));
+    if (w->failed != 0) return w->failed;
+    if (w->run_count != 0) return KEEL_EINVALID;
+    if (from_index < wal_first_index(w) || from_index > w->last_index + 1) return KEEL_EINVALID;
+    if (from_index == w->last_index + 1) return 0;
+    u32 k = wal_segment_of(w, from_index);
+    bool tail = k + 1 == w->segment_count;
+    u64 end_index = tail ? w->last_index + 1 : w->segments[k + 1].first_index;
+    int rc = wal_unlink_from(w, k + 1);
+    struct wal_segment *s = &w->segments[k];
+    if (rc == 0 && s->fd < 0) rc = wal_open_segment(w, k, &s->fd);
+    u64 off = 0;
+    u64 end = w->tail_offset;
+    if (rc == 0) rc = wal_seek(w, s->fd, k, from_index, &off);
+    /* The old records in [off, end) must go, or a shorter new record there
+     * would leave valid old ones after it, which recovery calls corruption. */
+    if (rc == 0 && !tail) rc = wal_seek(w, s->fd, k, end_index, &end);
+    if (rc == 0) rc = wal_zero_range(w, s->fd, off, end);
+    if (rc != 0) return wal_poison(w, rc);
+    w->tail_offset = off;
+    w->last_index = from_index - 1;
+    w->durable_index = KEEL_MIN(w->durable_index, w->last_index);
+    ASSERT(wal_check(w));
+    return 0;
+}
+
+int wal_drop_prefix(struct wal *w, u64 upto_index)
+{
+    ASSERT(w != NULL);
+    ASSERT(w->failed != 0 || wal_check(w));
+    if (w->failed != 0) return w->failed;
+    u32 drop = 0;
+    /* Bounded by segments_max. The tail segment always stays, and so does
+     * the newest segment on disk: a segment that a pending batch rolled over
+     * to exists only after the flush, and an empty directory would restart
+     * the indexes at first_index after a crash. */
+    while (drop + 1 < w->segment_count && w->segments[drop + 1].first_index - 1 <= upto_index &&
+           w->segments[drop + 1].first_index <= w->durable_index)
+        drop++;
+    char path[DISK_PATH_SIZE_MAX];
+    for (u32 i = 0; i < drop; i++) { /* oldest first: a crash leaves a gap-free suffix */
+        struct wal_segment *s = &w->segments[i];
+        /* Open only when a new batch rolled over before writing to it. */
+        if (s->fd >= 0) w->disk->ops->close(w->disk, s->fd);
+        s->fd = -1;
+        wal_segment_path(w, s->seq, path);
+        int rc = w->disk->ops->unlink(w->disk, path);
+        if (rc != 0 && rc != -ENOENT) return wal_poison(w, rc);
+    }
+    if (drop == 0) return 0;
+    memmove(w->segments, w->segments + drop, (w->segment_count - drop) * sizeof(*w->segments));
+    w->segment_count -= drop;
+    for (u32 i = 0; i < w->run_count; i++) {
+        ASSERT(w->runs[i].segment >= drop);
+        w->runs[i].segment -= drop;
+    }
+    int rc = w->disk->ops->sync_dir(w->disk, w->dir);
+    if (rc != 0) return wal_poison(w, rc);
+    ASSERT(wal_check(w));
+    return 0;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+size_t wal_iter_buffer_size(const struct wal *w)
+{
+    ASSERT(w != NULL);
+    return wal_record_size(w->config.payload_size_max);
+}
+
+int wal_iter_init(struct wal_iter *it, struct wal *w, u64 from_index, void *buf, size_t buf_len)
+{
+    ASSERT(it != NULL && w != NULL && buf != NULL);
+    ASSERT(buf_len >= wal_iter_buffer_size(w));
+    *it = (struct wal_iter){.w = w, .index_next = from_index, .fd = -1, .buf = buf};
+    if (w->failed != 0) return w->failed;
+    if (from_index < wal_first_index(w) || from_index > w->durable_index + 1) return KEEL_EINVALID;
+    it->segment = wal_segment_of(w, from_index);
+    int rc = wal_open_segment(w, it->segment, &it->fd);
+    if (rc == 0) rc = wal_seek(w, it->fd, it->segment, from_index, &it->offset);
+    ASSERT(rc != 0 || it->offset >= WAL_SEGMENT_HEADER_SIZE);
+    return rc;
+}
+
+/* Moves the iterator to the next segment when its next index lives there. */
+static int wal_iter_segment(struct wal_iter *it)
+{
+    struct wal *w = it->w;
+    ASSERT(it->fd >= 0 && it->segment < w->segment_count);
+    if (it->segment + 1 == w->segment_count) return 0;
+    if (w->segments[it->segment + 1].first_index > it->index_next) return 0;
+    w->disk->ops->close(w->disk, it->fd);
+    it->fd = -1;
+    it->segment++;
+    it->offset = WAL_SEGMENT_HEADER_SIZE;
+    return wal_open_segment(w, it->segment, &it->fd);
+}
+
+int wal_iter_next(struct wal_iter *it, u16 *type, u64 *index, struct span *payload)
+{
+    ASSERT(it != NULL && it->w != NULL);
+    ASSERT(type != NULL && index != NULL && payload != NULL);
+    struct wal *w = it->w;
+    if (it->index_next > w->durable_index) return 1;
+    int rc = wal_iter_segment(it);
+    if (rc != 0) return rc;
+    size_t got = 0;
+    rc = w->disk->ops->pread(w->disk, it->fd, it->buf, WAL_RECORD_HEADER_SIZE, it->offset, &got);
+    if (rc != 0) return rc;
+    u64 len = got == WAL_RECORD_HEADER_SIZE ? load_u32_le(it->buf) : 0;
+    if (got != WAL_RECORD_HEADER_SIZE || len > w->config.payload_size_max) return KEEL_ECORRUPT;
+    u64 size = wal_record_size(len);
+    rc = w->disk->ops->pread(w->disk, it->fd, it->buf, size, it->offset, &got);
+    if (rc != 0) return rc;
+    struct wal_record_header h;
+    if (got != size || wal_record_check(it->buf, size, len, &h) != size) return KEEL_ECORRUPT;
+    if (h.index != it->index_next) return KEEL_ECORRUPT;
+    *type = h.type;
+    *index = h.index;
+    *payload = span_make(it->buf + WAL_RECORD_HEADER_SIZE, h.payload_len);
+    it->offset += size;
+    it->index_next++;
+    ASSERT(it->offset <= w->config.segment_size_bytes);
+    return 0;
+}
+
+void wal_iter_finish(struct wal_iter *it)
+{
+    ASSERT(it != NULL);
+    if (it->fd >= 0) it->w->disk->ops->close(it->w->disk, it->fd);
+    it->fd = -1;
+}
+
+/* ---- invariants ------------------------------------------------------------- */
+
+bool wal_check(const struct wal *w)
+{
+    ASSERT(w != NULL);
+    const struct wal_config *c = &w->config;
+    if (w->segment_count == 0 || w->segment_count > c->segments_max) return false;
+    for (u32 i = 1; i < w->segment_count; i++) {
+        if (w->segments[i].seq != w->segments[i - 1].seq + 1) return false;
+        if (w->segments[i].first_index < w->segments[i - 1].first_index) return false;
+    }
+    if (w->durable_index > w->last_index) return false;
+    if (w->last_index + 1 < w->segments[w->segment_count - 1].first_index) return false;
+    if (w->tail_offset % WAL_RECORD_ALIGN != 0) return false;
+    if (w->tail_offset < WAL_SEGMENT_HEADER_SIZE || w->tail_offset > c->segment_size_bytes)
+        return false;
+    if (w->run_count > 2 || w->batch_len > c->batch_bytes_max) return false;
+    if ((w->run_count == 0) != (w->batch_len == 0)) return false;
+    return (w->run_count == 0) == (w->durable_index == w->last_index);
+}
