@@ -206,8 +206,8 @@ int router_map_default(struct router_map *m, u32 shard_count)
 {
     ASSERT(m != NULL);
     if (shard_count < 1 || shard_count > ROUTER_SHARDS_MAX) return KEEL_EINVALID;
-    struct router_sample *s = malloc(sizeof(*s)); /* startup only; 19 KiB */
-    if (s == NULL) return KEEL_ENOMEM;
+    struct router_sample sample; /* 24 KiB of stack, at startup only */
+    struct router_sample *s = &sample;
     router_sample_build(s);
     ASSERT(s->count >= shard_count);
     struct span splits[ROUTER_SHARDS_MAX];
@@ -217,7 +217,6 @@ int router_map_default(struct router_map *m, u32 shard_count)
         splits[i - 1] = router_separator(s->keys[q - 1], s->keys[q]);
     }
     int rc = router_map_init(m, 1, shard_count, splits, NULL);
-    free(s);
     ASSERT(rc == KEEL_OK);
     return rc;
 }

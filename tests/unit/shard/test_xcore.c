@@ -367,6 +367,7 @@ struct shard_state {
     u64 req_sent[PEERS_MAX];      /* next request sequence per target */
     u64 rep_recv[PEERS_MAX];      /* next reply sequence expected per target */
     u64 req_recv[PEERS_MAX];      /* next request sequence expected per source */
+    u64 rep_sent[PEERS_MAX];      /* replies sent per source */
     u64 sent_count[PEERS_MAX][2]; /* messages sent per (target, dir): the next ticket */
     u8 *borrow[PEERS_MAX][2];     /* [slots][BORROW_SIZE] per (target, dir), indexed by ticket */
     u64 poisoned[PEERS_MAX][2];   /* tickets below this have been poisoned */
@@ -377,7 +378,8 @@ struct world {
     struct xcore *x;
     u32 shards;
     u32 slots;
-    u64 per_pair; /* requests each shard sends to each shard */
+    u64 per_pair;       /* requests each shard sends to each shard */
+    bool defer_replies; /* answer on the next turn, not in the handler (as after a commit) */
     _Atomic u32 bell[PEERS_MAX];
     _Atomic u64 doorbells;
     struct shard_state st[PEERS_MAX];
@@ -470,6 +472,10 @@ static int shard_handle(void *ctx, const struct xcore_msg *m)
         return XCORE_OK;
     }
     CHECK(m->cookie == s->req_recv[m->source]);
+    if (s->w->defer_replies) {
+        s->req_recv[m->source]++; /* only the sequence number is kept: the bytes are copied */
+        return XCORE_OK;
+    }
     /* The contract: a reply never meets a full ring while requests are capped. Only a
      * borrowed reply can wait, for its buffer; then the request waits too. */
     if (!send_seq(s, m->source, XCORE_REPLY, m->cookie)) {
@@ -477,6 +483,7 @@ static int shard_handle(void *ctx, const struct xcore_msg *m)
         return XCORE_AGAIN;
     }
     s->req_recv[m->source]++;
+    s->rep_sent[m->source]++;
     return XCORE_OK;
 }
 
@@ -484,9 +491,23 @@ static bool shard_done(const struct shard_state *s)
 {
     for (u32 p = 0; p < s->w->shards; p++) {
         if (s->req_sent[p] < s->w->per_pair || s->rep_recv[p] < s->w->per_pair) return false;
-        if (s->req_recv[p] < s->w->per_pair) return false;
+        if (s->req_recv[p] < s->w->per_pair || s->rep_sent[p] < s->w->per_pair) return false;
     }
     return true;
+}
+
+/* Deferred replies: every request received on an earlier turn, in order. */
+static u32 shard_send_replies(struct shard_state *s)
+{
+    u32 sent = 0;
+    for (u32 p = 0; p < s->w->shards; p++) {
+        while (s->rep_sent[p] < s->req_recv[p]) {
+            if (!send_seq(s, p, XCORE_REPLY, s->rep_sent[p])) break;
+            s->rep_sent[p]++;
+            sent++;
+        }
+    }
+    return sent;
 }
 
 static u32 shard_send_some(struct shard_state *s)
@@ -524,7 +545,7 @@ static void *shard_main(void *arg)
     while (!shard_done(s)) {
         u32 bell_seen = atomic_load_explicit(&w->bell[s->self], memory_order_acquire);
         u32 handled = xcore_poll(w->x, s->self, shard_handle, s);
-        u32 sent = shard_send_some(s);
+        u32 sent = shard_send_replies(s) + shard_send_some(s);
         xcore_flush(w->x, s->self);
         for (u32 p = 0; p < w->shards; p++) poison_consumed(s, p, XCORE_REQUEST);
         if (handled == 0 && sent == 0 && !shard_done(s)) shard_sleep(s, bell_seen);
@@ -532,7 +553,7 @@ static void *shard_main(void *arg)
     return NULL;
 }
 
-static void run_world(u32 shards, u64 requests, u32 slots, u32 in_flight)
+static void run_world(u32 shards, u64 requests, u32 slots, u32 in_flight, bool defer)
 {
     struct world *w = calloc(1, sizeof(*w));
     cr_assert_not_null(w);
@@ -547,6 +568,7 @@ static void run_world(u32 shards, u64 requests, u32 slots, u32 in_flight)
     w->shards = shards;
     w->slots = slots;
     w->per_pair = requests / ((u64)shards * shards) + 1;
+    w->defer_replies = defer;
     for (u32 i = 0; i < shards; i++) {
         w->st[i].w = w;
         w->st[i].self = i;
@@ -583,22 +605,31 @@ static void run_world(u32 shards, u64 requests, u32 slots, u32 in_flight)
 
 Test(xcore_threads, stress_2_shards, .timeout = 300)
 {
-    run_world(2, ops_from_env(OPS_DEFAULT), 256, 128);
+    run_world(2, ops_from_env(OPS_DEFAULT), 256, 128, false);
 }
 
 Test(xcore_threads, stress_3_shards_small_rings, .timeout = 300)
 {
-    run_world(3, ops_from_env(OPS_DEFAULT), 8, 8);
+    run_world(3, ops_from_env(OPS_DEFAULT), 8, 8, false);
 }
 
 Test(xcore_threads, stress_4_shards, .timeout = 300)
 {
-    run_world(4, ops_from_env(OPS_DEFAULT), 64, 32);
+    run_world(4, ops_from_env(OPS_DEFAULT), 64, 32, false);
 }
 
 /* One request in flight per pair: every round trip makes both threads go to sleep, so the
  * wake protocol is exercised on almost every message. */
 Test(xcore_threads, ping_pong_sleeps_and_always_wakes, .timeout = 300)
 {
-    run_world(2, ops_from_env(OPS_DEFAULT) / 20, 2, 1);
+    run_world(2, ops_from_env(OPS_DEFAULT) / 20, 2, 1, false);
+}
+
+/* Replies a turn later, as a shard will answer after its Raft commit: a sender then learns
+ * that a borrowed payload is free from xcore_consumed alone, long before the reply comes, and
+ * poisons it at once: a receiver still reading it would fail its byte-by-byte check. */
+Test(xcore_threads, stress_deferred_replies, .timeout = 300)
+{
+    run_world(2, ops_from_env(OPS_DEFAULT), 16, 16, true);
+    run_world(3, ops_from_env(OPS_DEFAULT) / 2, 64, 8, true);
 }
