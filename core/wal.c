@@ -112,22 +112,30 @@ static int wal_segment_create(struct wal *w, struct wal_segment *s)
     return rc;
 }
 
-/* An empty WAL: segment 1 with its header, synced, before any record. */
+/* An empty WAL: segment 1 with its header, synced, before any record. It is
+ * built under a ".tmp" name and renamed, so a crash never leaves a segment
+ * with a torn header as the only one (a stale .tmp is simply reused). */
 static int wal_create_first(struct wal *w)
 {
     ASSERT(w->segment_count == 0);
     u8 header[WAL_SEGMENT_HEADER_SIZE];
+    char path[DISK_PATH_SIZE_MAX], tmp[DISK_PATH_SIZE_MAX + 4];
     struct wal_segment *s = &w->segments[0];
     *s = (struct wal_segment){.seq = 1, .first_index = w->config.first_index, .fd = -1};
     w->segment_count = 1;
-    int rc = wal_segment_create(w, s);
+    wal_segment_path(w, s->seq, path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     struct wal_segment_header h = {1, s->first_index, w->config.segment_size_bytes};
     wal_segment_header_encode(header, &h);
+    int rc = w->disk->ops->open(w->disk, tmp, true, &s->fd);
+    if (rc == 0) rc = w->disk->ops->preallocate(w->disk, s->fd, w->config.segment_size_bytes);
     if (rc == 0) rc = w->disk->ops->pwrite(w->disk, s->fd, header, sizeof(header), 0);
     if (rc == 0) rc = w->disk->ops->fdatasync(w->disk, s->fd);
+    if (rc == 0) rc = w->disk->ops->rename(w->disk, tmp, path);
     if (rc == 0) rc = w->disk->ops->sync_dir(w->disk, w->dir);
     w->tail_offset = WAL_SEGMENT_HEADER_SIZE;
     w->last_index = w->durable_index = s->first_index - 1;
+    ASSERT(rc != 0 || s->fd >= 0);
     return rc;
 }
 
@@ -153,7 +161,8 @@ int wal_open(struct wal *w, struct disk *disk, const char *dir, const struct wal
     w->config = *config;
     int rc = wal_config_fill(&w->config);
     if (rc != 0) return rc;
-    if (strlen(dir) + 1 + WAL_SEGMENT_NAME_SIZE >= DISK_PATH_SIZE_MAX) return KEEL_EINVALID;
+    /* dir, "/", a segment name and ".tmp" (wal_create_first) fit in a path. */
+    if (strlen(dir) + 1 + WAL_SEGMENT_NAME_SIZE + 4 >= DISK_PATH_SIZE_MAX) return KEEL_EINVALID;
     memcpy(w->dir, dir, strlen(dir) + 1);
     w->segments = calloc(w->config.segments_max, sizeof(*w->segments));
     w->batch = malloc(w->config.batch_bytes_max);

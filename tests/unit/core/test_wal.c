@@ -697,3 +697,43 @@ Test(wal, crash_random, .timeout = 300)
     wal_close(&w);
     disk_mem_free(&d);
 }
+
+/* A crash inside the first open leaves at most a stale "<segment>.tmp",
+ * never a lone segment with a torn header. */
+Test(wal, first_segment_is_created_atomically)
+{
+    struct disk_mem d;
+    disk_mem_init(&d, 3);
+    struct cuts cuts = {0};
+    struct wal w;
+    disk_mem_fail(&d, DISK_MEM_OP_FDATASYNC, 1, -EIO);
+    cr_assert_eq(open_mem(&w, &d, &cuts), -EIO);
+    disk_mem_crash(&d);
+    cr_assert_null(disk_mem_file(&d, DIR_MEM "/wal-0000000000000001.log"));
+    cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+    cr_assert_eq(wal_last_index(&w), 0);
+    append_n(&w, 3, 2, 14);
+    wal_close(&w);
+    cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+    expect_records(&w, 1, 3, 14);
+    wal_close(&w);
+    disk_mem_free(&d);
+}
+
+Test(wal, config_is_checked)
+{
+    struct disk_mem d;
+    disk_mem_init(&d, 3);
+    struct wal w;
+    struct wal_config c = config_small();
+    c.batch_bytes_max = 8192; /* larger than a segment */
+    cr_assert_eq(wal_open(&w, &d.base, DIR_MEM, &c), KEEL_EINVALID);
+    c = config_small();
+    c.payload_size_max = 4000; /* a record would not fit the batch */
+    cr_assert_eq(wal_open(&w, &d.base, DIR_MEM, &c), KEEL_EINVALID);
+    c = config_small();
+    c.segment_size_bytes = 4100; /* not a multiple of 8 */
+    cr_assert_eq(wal_open(&w, &d.base, DIR_MEM, &c), KEEL_EINVALID);
+    cr_assert_eq(disk_mem_count(&d, DIR_MEM), 0, "nothing created");
+    disk_mem_free(&d);
+}
