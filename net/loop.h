@@ -110,8 +110,9 @@ struct loop_stats {
 /* Creates a loop owned by the calling thread: the ring (fallback chain above), the probe
  * and an eventfd for the fallback doorbell. Returns 0 and *out, or -errno (nothing left). */
 int loop_create(const struct loop_config *config, struct loop **out);
-/* Closes the ring and eventfd. Owner thread; not inside loop_run_turn(). In-flight ops are
- * dropped without their done() being called. */
+/* Cancels the ops in flight and reaps their CQEs without calling done() (bounded: about one
+ * second at most), so the kernel writes into no caller memory afterwards; then closes the
+ * ring and eventfd. Owner thread; not inside loop_run_turn(). */
 void loop_destroy(struct loop *l);
 
 enum loop_mode loop_mode(const struct loop *l);
@@ -120,6 +121,8 @@ enum loop_mode loop_mode(const struct loop *l);
 const char *loop_describe(const struct loop *l);
 bool loop_has_msg_ring(const struct loop *l); /* false when probed absent or disabled */
 struct loop_stats loop_stats(const struct loop *l);
+/* Ops prepared on this loop whose final CQE (one without F_MORE) has not been delivered. */
+u32 loop_inflight(const struct loop *l);
 
 /* ---- the turn ------------------------------------------------------------------------------- */
 

@@ -47,6 +47,7 @@ struct loop {
     struct loop_completion *eventfd_user; /* the armer's completion; NULL when not armed */
     struct loop_completion *doorbell;
     u32 overflow_seen;
+    u32 inflight; /* ops prepared here whose final CQE has not arrived */
     struct loop_stats stats;
     char describe[LOOP_DESCRIBE_SIZE];
 };
@@ -166,11 +167,53 @@ int loop_create(const struct loop_config *config, struct loop **out)
     return 0;
 }
 
+static void loop_swallow(struct loop_completion *c, int res, u32 flags)
+{
+    (void)c;
+    (void)res;
+    (void)flags;
+}
+
+/* Cancels every op in flight and reaps CQEs, without calling done(), until the last final
+ * CQE has arrived, so that the kernel writes into no caller memory after loop_destroy().
+ * Bounded: at most LOOP_DRAIN_ROUNDS waits of LOOP_DRAIN_WAIT_MS each. */
+#define LOOP_DRAIN_ROUNDS  100
+#define LOOP_DRAIN_WAIT_MS 10
+static void loop_drain(struct loop *l)
+{
+    static struct loop_completion cancel_c = {.done = loop_swallow};
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (sqe == NULL) {
+        (void)io_uring_submit(&l->ring);
+        sqe = io_uring_get_sqe(&l->ring);
+    }
+    if (sqe != NULL) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data(sqe, &cancel_c);
+    }
+    for (int round = 0; l->inflight > 0 && round < LOOP_DRAIN_ROUNDS; round++) {
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = LOOP_DRAIN_WAIT_MS * 1000000};
+        struct io_uring_cqe *cqe = NULL;
+        (void)io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+        unsigned head;
+        unsigned n = 0;
+        io_uring_for_each_cqe(&l->ring, head, cqe)
+        {
+            void *c = io_uring_cqe_get_data(cqe);
+            bool final = !(cqe->flags & IORING_CQE_F_MORE);
+            if (final && c != &cancel_c && c != l->doorbell && l->inflight > 0) l->inflight--;
+            n++;
+        }
+        io_uring_cq_advance(&l->ring, n);
+    }
+}
+
 void loop_destroy(struct loop *l)
 {
     ASSERT(l != NULL);
     ASSERT(loop_is_owner(l));
     ASSERT(!l->in_turn);
+    if (l->inflight > 0) loop_drain(l);
     close(l->eventfd);
     io_uring_queue_exit(&l->ring);
     free(l);
@@ -194,6 +237,11 @@ bool loop_has_msg_ring(const struct loop *l)
 struct loop_stats loop_stats(const struct loop *l)
 {
     return l->stats;
+}
+
+u32 loop_inflight(const struct loop *l)
+{
+    return l->inflight;
 }
 
 /* ---- the turn -------------------------------------------------------------------------------- */
@@ -234,6 +282,10 @@ int loop_run_turn(struct loop *l, int wait_ms)
         struct loop_completion *c = io_uring_cqe_get_data(cqe);
         ASSERT(c != NULL);
         ASSERT(c->done != NULL);
+        if (!(cqe->flags & IORING_CQE_F_MORE) && c != l->doorbell) {
+            ASSERT(l->inflight > 0);
+            l->inflight--;
+        }
         c->done(c, cqe->res, cqe->flags);
         n++;
     }
@@ -260,6 +312,7 @@ static struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_completion *c)
         if (sqe == NULL) return NULL;
     }
     io_uring_sqe_set_data(sqe, c);
+    l->inflight++;
     return sqe;
 }
 
