@@ -37,7 +37,9 @@
  *    reported through config.on_cut (or a line on stderr when NULL). Any
  *    other valid record later is mid-log corruption: KEEL_ECORRUPT, with the
  *    segment and offset in wal_corrupt_seq / wal_corrupt_offset, and the
- *    files are left untouched for an operator.
+ *    files are left untouched for an operator. A segment header that
+ *    records another segment size than config.segment_size_bytes is
+ *    KEEL_EINVALID: the size is fixed for the life of a WAL directory.
  */
 #ifndef KEEL_CORE_WAL_H
 #define KEEL_CORE_WAL_H
@@ -115,7 +117,9 @@ int wal_truncate_suffix(struct wal *w, u64 from_index);
  * snapshot covers them). The tail segment always stays. */
 int wal_drop_prefix(struct wal *w, u64 upto_index);
 
-/* Reads durable records in index order from a starting index. */
+/* Reads durable records in index order from a starting index. An iterator
+ * holds its own file handle; it is invalid after wal_truncate_suffix or
+ * wal_drop_prefix (finish it first) and must not outlive the WAL. */
 struct wal_iter {
     struct wal *w;
     u64 index_next; /* the index the next call returns */

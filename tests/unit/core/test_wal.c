@@ -638,6 +638,7 @@ static void crash_now(struct wal *w, struct disk_mem *d, struct model *m, bool s
     wal_close(w);
     struct cuts cuts = {0};
     cr_assert_eq(open_mem(w, d, &cuts), 0);
+    cr_assert(wal_check(w));
     crash_stats.crashes++;
     crash_stats.cuts += (u64)cuts.count;
     crash_stats.beyond_durable += wal_last_index(w) > m->durable;
