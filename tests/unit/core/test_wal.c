@@ -738,3 +738,47 @@ Test(wal, config_is_checked)
     cr_assert_eq(disk_mem_count(&d, DIR_MEM), 0, "nothing created");
     disk_mem_free(&d);
 }
+
+/* A damaged header of a segment in the middle is corruption, not a tail. */
+Test(wal, corrupt_segment_header_in_the_middle)
+{
+    struct disk_mem d;
+    disk_mem_init(&d, 1);
+    struct cuts cuts = {0};
+    struct wal w;
+    cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+    append_n(&w, 200, 2, 15);
+    cr_assert_gt(w.segment_count, 4);
+    u64 seq = w.segments[2].seq;
+    wal_close(&w);
+    struct disk_mem_file *f = segment_file(&d, seq);
+    u8 b = (u8)(f->data[20] ^ 0x80);
+    file_damage(f, 20, &b, 1);
+    cr_assert_eq(open_mem(&w, &d, &cuts), KEEL_ECORRUPT);
+    cr_assert_eq(w.corrupt_seq, seq - 1, "reported where the chain stops");
+    cr_assert_eq(cuts.count, 0);
+    disk_mem_free(&d);
+}
+
+/* Names that are not segments (a stale ".tmp", an operator's notes) are
+ * ignored by the scan. */
+Test(wal, foreign_names_are_ignored)
+{
+    struct disk_mem d;
+    disk_mem_init(&d, 1);
+    struct cuts cuts = {0};
+    struct wal w;
+    int fd = -1;
+    cr_assert_eq(d.base.ops->open(&d.base, DIR_MEM "/notes.txt", true, &fd), 0);
+    cr_assert_eq(d.base.ops->pwrite(&d.base, fd, "hello", 5, 0), 0);
+    d.base.ops->close(&d.base, fd);
+    cr_assert_eq(d.base.ops->open(&d.base, DIR_MEM "/wal-zz.log", true, &fd), 0);
+    d.base.ops->close(&d.base, fd);
+    cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+    append_n(&w, 10, 3, 16);
+    wal_close(&w);
+    cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+    expect_records(&w, 1, 10, 16);
+    wal_close(&w);
+    disk_mem_free(&d);
+}
