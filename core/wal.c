@@ -61,6 +61,80 @@ int wal_unlink_from(struct wal *w, u32 keep)
     return w->disk->ops->sync_dir(w->disk, w->dir);
 }
 
+static void wal_intent_path(const struct wal *w, char *out)
+{
+    ASSERT(w != NULL && out != NULL);
+    int n = snprintf(out, DISK_PATH_SIZE_MAX, "%s/" WAL_INTENT_NAME, w->dir);
+    ASSERT(n > 0 && n < DISK_PATH_SIZE_MAX);
+}
+
+int wal_intent_write(struct wal *w, u64 seq, u64 offset, u64 end)
+{
+    ASSERT(offset < end && end <= w->config.segment_size_bytes);
+    u8 rec[WAL_INTENT_SIZE];
+    char path[DISK_PATH_SIZE_MAX];
+    store_u64_le(rec + 0, WAL_INTENT_MAGIC);
+    store_u64_le(rec + 8, seq);
+    store_u64_le(rec + 16, offset);
+    store_u64_le(rec + 24, end);
+    store_u64_le(rec + 32, checksum64(rec, 32));
+    wal_intent_path(w, path);
+    int fd = -1;
+    int rc = w->disk->ops->open(w->disk, path, true, &fd);
+    if (rc != 0) return rc;
+    rc = w->disk->ops->pwrite(w->disk, fd, rec, sizeof(rec), 0);
+    if (rc == 0) rc = w->disk->ops->fdatasync(w->disk, fd);
+    w->disk->ops->close(w->disk, fd);
+    ASSERT(fd >= 0);
+    return rc == 0 ? w->disk->ops->sync_dir(w->disk, w->dir) : rc;
+}
+
+int wal_intent_clear(struct wal *w)
+{
+    ASSERT(w != NULL);
+    char path[DISK_PATH_SIZE_MAX];
+    wal_intent_path(w, path);
+    int rc = w->disk->ops->unlink(w->disk, path);
+    if (rc != 0 && rc != -ENOENT) return rc;
+    /* Synced now: a resurrected intent would zero records appended later. */
+    return w->disk->ops->sync_dir(w->disk, w->dir);
+}
+
+/* Redoes the zeroing of a valid intent; a torn one is dropped. */
+int wal_intent_redo(struct wal *w)
+{
+    ASSERT(w != NULL && w->batch_len == 0);
+    char path[DISK_PATH_SIZE_MAX];
+    u8 rec[WAL_INTENT_SIZE] = {0};
+    size_t got = 0;
+    int fd = -1;
+    wal_intent_path(w, path);
+    int rc = w->disk->ops->open(w->disk, path, false, &fd);
+    if (rc == -ENOENT) return 0;
+    if (rc != 0) return rc;
+    rc = w->disk->ops->pread(w->disk, fd, rec, sizeof(rec), 0, &got);
+    w->disk->ops->close(w->disk, fd);
+    if (rc != 0) return rc;
+    u64 offset = load_u64_le(rec + 16), end = load_u64_le(rec + 24);
+    bool valid = got == sizeof(rec) && load_u64_le(rec) == WAL_INTENT_MAGIC &&
+                 load_u64_le(rec + 32) == checksum64(rec, 32) && offset < end &&
+                 end <= w->config.segment_size_bytes;
+    if (valid) {
+        wal_segment_path(w, load_u64_le(rec + 8), path);
+        rc = w->disk->ops->open(w->disk, path, false, &fd);
+        if (rc == -ENOENT)
+            valid = false;
+        else if (rc != 0)
+            return rc;
+    }
+    if (valid) {
+        rc = wal_zero_range(w, fd, offset, end);
+        w->disk->ops->close(w->disk, fd);
+        if (rc != 0) return rc;
+    }
+    return wal_intent_clear(w);
+}
+
 /* ---- open and close --------------------------------------------------------- */
 
 static int wal_config_fill(struct wal_config *c)
@@ -168,6 +242,7 @@ int wal_open(struct wal *w, struct disk *disk, const char *dir, const struct wal
     w->batch = malloc(w->config.batch_bytes_max);
     u8 *scan = malloc(w->config.segment_size_bytes);
     rc = (w->segments == NULL || w->batch == NULL || scan == NULL) ? KEEL_ENOMEM : 0;
+    if (rc == 0) rc = wal_intent_redo(w);
     if (rc == 0) rc = disk->ops->list(disk, dir, wal_list_one, w);
     if (rc == 0) rc = w->segment_count == 0 ? wal_create_first(w) : wal_recover(w, scan);
     free(scan);
@@ -389,7 +464,9 @@ int wal_truncate_suffix(struct wal *w, u64 from_index)
     /* The old records in [off, end) must go, or a shorter new record there
      * would leave valid old ones after it, which recovery calls corruption. */
     if (rc == 0 && !tail) rc = wal_seek(w, s->fd, k, end_index, &end);
+    if (rc == 0 && off < end) rc = wal_intent_write(w, s->seq, off, end);
     if (rc == 0) rc = wal_zero_range(w, s->fd, off, end);
+    if (rc == 0 && off < end) rc = wal_intent_clear(w);
     if (rc != 0) return wal_poison(w, rc);
     w->tail_offset = off;
     w->last_index = from_index - 1;

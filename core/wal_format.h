@@ -45,6 +45,21 @@
  * BATCH_END. Either proves that a later flush was written, so the bad
  * record's flush had completed its fdatasync and was damaged afterwards:
  * corruption, never cut.
+ *
+ * Truncation intent ("wal-truncate.intent", WAL_INTENT_SIZE = 40 bytes):
+ * wal_truncate_suffix zeroes old records in place, and a crash halfway
+ * would leave surviving old records after zeroed ones, which recovery would
+ * call corruption. So it first writes and syncs this small file, zeroes,
+ * then unlinks it (synced before any later flush); wal_open redoes the
+ * zeroing when it finds a valid intent, and ignores a torn one (the zeroing
+ * had not started).
+ *
+ *   OFFSET SIZE DESCRIPTION
+ *        0    8 magic WAL_INTENT_MAGIC ("KEELWTRN")
+ *        8    8 segment sequence number
+ *       16    8 first byte to zero (a record's offset)
+ *       24    8 end of the bytes to zero
+ *       32    8 checksum64 of bytes 0..31
  */
 #ifndef KEEL_CORE_WAL_FORMAT_H
 #define KEEL_CORE_WAL_FORMAT_H
@@ -65,6 +80,9 @@
 #define WAL_FLAGS_KNOWN          (WAL_FLAG_BATCH_END | WAL_FLAG_BATCH_START)
 #define WAL_SEGMENT_NAME_FORMAT  "wal-%016llx.log"
 #define WAL_SEGMENT_NAME_SIZE    (4 + 16 + 4) /* without the terminating NUL */
+#define WAL_INTENT_NAME          "wal-truncate.intent"
+#define WAL_INTENT_MAGIC         0x4E5254574C45454Bull /* "KEELWTRN" */
+#define WAL_INTENT_SIZE          40u
 
 static_assert(WAL_SEGMENT_HEADER_SIZE % WAL_RECORD_ALIGN == 0, "records start aligned");
 static_assert(WAL_RECORD_HEADER_SIZE % WAL_RECORD_ALIGN == 0, "payload starts aligned");

@@ -16,6 +16,12 @@ int wal_zero_range(struct wal *w, int fd, u64 from, u64 to);
  * handles, syncs the directory and sets segment_count = keep. */
 int wal_unlink_from(struct wal *w, u32 keep);
 
+/* The truncation intent of wal_format.h: write and sync it, unlink it
+ * (synced), or redo a valid one found at open. */
+int wal_intent_write(struct wal *w, u64 seq, u64 offset, u64 end);
+int wal_intent_clear(struct wal *w);
+int wal_intent_redo(struct wal *w);
+
 /* Scans the segments listed in w->segments (headers not yet read) with the
  * segment-sized buffer scan; sets the tail, last and durable indexes, and
  * leaves the last segment's handle open. See wal.h for the rules. */
