@@ -132,13 +132,19 @@ static int posix_list(struct disk *d, const char *dir, disk_list_fn fn, void *ct
     DIR *handle = opendir(dir);
     if (handle == NULL) return posix_err();
     int rc = 0;
-    errno = 0;
-    for (struct dirent *e = readdir(handle); e != NULL; e = readdir(handle)) {
+    /* readdir reports an error only through errno, which the callback may
+     * also set: clear it before each call. */
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(handle);
+        if (e == NULL) {
+            if (errno != 0) rc = posix_err();
+            break;
+        }
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         rc = fn(ctx, e->d_name);
         if (rc != 0) break;
     }
-    if (rc == 0 && errno != 0) rc = posix_err();
     closedir(handle);
     return rc;
 }
