@@ -1,0 +1,735 @@
+/*
+ * keel.c — libkeel's connections, request table, poll loop, sync calls and routing.
+ * Blocking TCP sockets with TCP_NODELAY, made non-blocking for the poll() loop; frames
+ * are read as protocol.md's "Frames" says (cut whole frames off a growing buffer).
+ */
+#include "client/keel_int.h"
+#include "core/assert.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+void keel_mem_free(void *chain);
+void *keel_mem_copy(void **chain, const void *src, size_t n);
+
+static_assert((int)KEEL_STATUS_INTERNAL == (int)CODEC_S_INTERNAL, "mirrors codec_status");
+static_assert((int)KEEL_STATUS_WRONG_SHARD == (int)CODEC_S_WRONG_SHARD, "mirrors codec_status");
+static_assert((int)KEEL_STATUS_TOO_MANY_CONNECTIONS == (int)CODEC_S_TOO_MANY_CONNECTIONS,
+              "mirrors codec_status");
+static_assert((int)KEEL_STATUS_CORRUPT == (int)CODEC_S_CORRUPT, "mirrors codec_status");
+
+/* ---- status text -------------------------------------------------------------------------- */
+
+const char *keel_strerror(int status)
+{
+    static _Thread_local char unknown[48];
+    switch (status) {
+    case KEEL_STATUS_CLOSED:
+        return "connection closed (outcome unknown)";
+    case KEEL_STATUS_TIMEOUT:
+        return "timed out waiting for the reply";
+    case KEEL_STATUS_FULL:
+        return "too many requests outstanding on the connection";
+    case KEEL_STATUS_BAD_REPLY:
+        return "reply did not decode (connection closed)";
+    case KEEL_STATUS_ARG:
+        return "invalid argument";
+    case KEEL_STATUS_NO_MEMORY:
+        return "client out of memory";
+    case KEEL_STATUS_CONNECT:
+        return "cannot connect";
+    case KEEL_STATUS_GOAWAY:
+        return "server went away before replying (not executed)";
+    case KEEL_STATUS_BAD_VERSION:
+        return "server speaks an unsupported protocol version";
+    default:
+        break;
+    }
+    if (status >= 0 && codec_status_name(status) != NULL) return codec_status_message(status);
+    snprintf(unknown, sizeof(unknown), "unknown status %d", status);
+    return unknown;
+}
+
+void keel_options_default(struct keel_options *o)
+{
+    ASSERT(o != NULL);
+    memset(o, 0, sizeof(*o));
+    o->timeout_ms = KEEL_TIMEOUT_DEF;
+}
+
+const struct keel_server_info *keel_server_info(const keel_client *c)
+{
+    return &c->info;
+}
+
+int keel_connection_count(const keel_client *c)
+{
+    int n = 0;
+    for (u16 i = 0; i < c->conns_len; i++) n += c->conns[i].fd >= 0;
+    return n;
+}
+
+uint32_t keel_pending(const keel_client *c)
+{
+    return c->pending;
+}
+
+static i64 now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (i64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- sockets ------------------------------------------------------------------------------ */
+
+static int tcp_open(u32 host_be, u16 port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = host_be;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+static void pend_fail(keel_client *c, u32 slot, int status);
+
+/* Closes connection i; its pending requests are called back with status. */
+static void conn_drop(keel_client *c, u16 i, int status)
+{
+    struct keel_conn *k = &c->conns[i];
+    if (k->fd < 0) return;
+    close(k->fd);
+    k->fd = -1;
+    k->out.len = 0;
+    k->out_sent = 0;
+    k->in_len = 0;
+    for (u32 s = 0; s < c->pend_cap; s++)
+        if (c->pend[s].id != 0 && c->pend[s].conn == i) pend_fail(c, s, status);
+    ASSERT(k->in_flight == 0);
+}
+
+static int conn_flush(keel_client *c, u16 i)
+{
+    struct keel_conn *k = &c->conns[i];
+    while (k->fd >= 0 && k->out_sent < k->out.len) {
+        ssize_t n = send(k->fd, k->out.ptr + k->out_sent, k->out.len - k->out_sent, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            conn_drop(c, i, KEEL_STATUS_CLOSED);
+            return KEEL_STATUS_CLOSED;
+        }
+        k->out_sent += (size_t)n;
+    }
+    if (k->out_sent == k->out.len) {
+        k->out.len = 0;
+        k->out_sent = 0;
+    }
+    return 0;
+}
+
+/* ---- pending table ------------------------------------------------------------------------ */
+
+static void pend_finish(keel_client *c, u32 slot)
+{
+    struct keel_pend *p = &c->pend[slot];
+    ASSERT(p->id != 0);
+    ASSERT(c->conns[p->conn].in_flight > 0);
+    c->conns[p->conn].in_flight--;
+    p->id = 0;
+    c->free_slots[c->free_len++] = slot;
+    c->pending--;
+}
+
+static void pend_fail(keel_client *c, u32 slot, int status)
+{
+    struct keel_pend p = c->pend[slot];
+    struct keel_result res;
+    memset(&res, 0, sizeof(res));
+    res.opcode = p.opcode;
+    res.header.shard = CODEC_SHARD_NONE;
+    pend_finish(c, slot);
+    if (p.cb != NULL) p.cb(p.ctx, p.id, status, &res);
+}
+
+static int pend_alloc(keel_client *c, u16 conn, u32 *slot_out)
+{
+    u32 cap = c->opt.in_flight_max;
+    if (c->conns[conn].fd < 0) return KEEL_STATUS_CLOSED;
+    if (c->conns[conn].in_flight >= cap || c->free_len == 0) return KEEL_STATUS_FULL;
+    *slot_out = c->free_slots[--c->free_len];
+    return 0;
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+static int key_cmp(const u8 *a, size_t al, const u8 *b, size_t bl)
+{
+    int r = memcmp(a, b, KEEL_MIN(al, bl));
+    if (r != 0) return r;
+    return al < bl ? -1 : al > bl;
+}
+
+int keel_route_find(const keel_client *c, const u8 *key, size_t len)
+{
+    for (u16 i = 0; i < c->routes_len; i++) {
+        const struct keel_route *r = &c->routes[i];
+        if (r->start_len > 0 && key_cmp(key, len, r->start_key, r->start_len) < 0) continue;
+        if (r->end_len > 0 && key_cmp(key, len, r->end_key, r->end_len) >= 0) continue;
+        return i;
+    }
+    return -1;
+}
+
+/* The connection for [key, range_end): a shard's when one shard owns it all, else 0. */
+static u16 route_range(const keel_client *c, struct keel_bytes key, struct keel_bytes end)
+{
+    if (c->routes_len == 0 || key.len == 0) return 0;
+    int i = keel_route_find(c, key.ptr, key.len);
+    if (i < 0) return 0;
+    const struct keel_route *r = &c->routes[i];
+    if (end.len > 0) {
+        bool all = end.len == 1 && ((const u8 *)end.ptr)[0] == 0;
+        if (all && r->end_len > 0) return 0;
+        if (!all && r->end_len > 0 && key_cmp(end.ptr, end.len, r->end_key, r->end_len) > 0)
+            return 0;
+    }
+    return r->conn;
+}
+
+static u16 route_txn(const keel_client *c, const struct keel_txn_args *a)
+{
+    /* The first key named decides; the server refuses a Txn over several shards. */
+    if (a->compares_len > 0) return route_range(c, a->compares[0].key, a->compares[0].range_end);
+    const struct keel_op *op = a->success_len > 0 ? a->success : a->failure;
+    if (op == NULL || (a->success_len == 0 && a->failure_len == 0)) return 0;
+    if (op->kind == KEEL_OP_PUT) return route_range(c, op->u.put.key, (struct keel_bytes){0});
+    if (op->kind == KEEL_OP_RANGE) return route_range(c, op->u.range.key, op->u.range.range_end);
+    return route_range(c, op->u.del.key, op->u.del.range_end);
+}
+
+static u16 route(const keel_client *c, u16 opcode, const void *args)
+{
+    switch (opcode) {
+    case CODEC_OP_PUT: {
+        const struct keel_put_args *a = args;
+        return route_range(c, a->key, (struct keel_bytes){0});
+    }
+    case CODEC_OP_RANGE: {
+        const struct keel_range_args *a = args;
+        return route_range(c, a->key, a->range_end);
+    }
+    case CODEC_OP_DELETE_RANGE: {
+        const struct keel_delete_args *a = args;
+        return route_range(c, a->key, a->range_end);
+    }
+    case CODEC_OP_TXN:
+        return route_txn(c, args);
+    case CODEC_OP_COMPACT: {
+        const struct keel_compact_args *a = args;
+        for (u16 i = 0; i < c->routes_len; i++)
+            if (c->routes[i].shard_id == a->shard) return c->routes[i].conn;
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* ---- submit ------------------------------------------------------------------------------- */
+
+static int submit_on(keel_client *c, u16 conn, u16 opcode, const void *args, keel_callback cb,
+                     void *ctx, u64 *id_out)
+{
+    u32 slot;
+    int rc = pend_alloc(c, conn, &slot);
+    if (rc != 0) return rc;
+    u64 id = (++c->generation << KEEL_SLOT_BITS) | (slot + 1);
+    rc = keel_msg_encode(c, &c->conns[conn].out, opcode, id, args);
+    if (rc != 0) {
+        c->free_slots[c->free_len++] = slot;
+        return rc;
+    }
+    c->pend[slot] =
+        (struct keel_pend){.id = id, .cb = cb, .ctx = ctx, .opcode = opcode, .conn = conn};
+    c->conns[conn].in_flight++;
+    c->pending++;
+    if (id_out != NULL) *id_out = id;
+    return 0;
+}
+
+static int submit(keel_client *c, u16 opcode, const void *args, keel_callback cb, void *ctx,
+                  u64 *id_out)
+{
+    if (c == NULL || (args == NULL && opcode != CODEC_OP_STATUS && opcode != CODEC_OP_SHARD_MAP))
+        return KEEL_STATUS_ARG;
+    u16 conn = route(c, opcode, args);
+    if (conn != 0 && c->conns[conn].fd < 0) conn = 0; /* shard link lost: router */
+    return submit_on(c, conn, opcode, args, cb, ctx, id_out);
+}
+
+int keel_submit_put(keel_client *c, const struct keel_put_args *a, keel_callback cb, void *ctx,
+                    uint64_t *request_id)
+{
+    return submit(c, CODEC_OP_PUT, a, cb, ctx, request_id);
+}
+
+int keel_submit_get(keel_client *c, const struct keel_range_args *a, keel_callback cb, void *ctx,
+                    uint64_t *request_id)
+{
+    return submit(c, CODEC_OP_RANGE, a, cb, ctx, request_id);
+}
+
+int keel_submit_delete(keel_client *c, const struct keel_delete_args *a, keel_callback cb,
+                       void *ctx, uint64_t *request_id)
+{
+    return submit(c, CODEC_OP_DELETE_RANGE, a, cb, ctx, request_id);
+}
+
+int keel_submit_txn(keel_client *c, const struct keel_txn_args *a, keel_callback cb, void *ctx,
+                    uint64_t *request_id)
+{
+    return submit(c, CODEC_OP_TXN, a, cb, ctx, request_id);
+}
+
+int keel_submit_compact(keel_client *c, const struct keel_compact_args *a, keel_callback cb,
+                        void *ctx, uint64_t *request_id)
+{
+    return submit(c, CODEC_OP_COMPACT, a, cb, ctx, request_id);
+}
+
+int keel_submit_status(keel_client *c, keel_callback cb, void *ctx, uint64_t *request_id)
+{
+    return submit(c, CODEC_OP_STATUS, NULL, cb, ctx, request_id);
+}
+
+int keel_submit_shard_map(keel_client *c, keel_callback cb, void *ctx, uint64_t *request_id)
+{
+    return submit(c, CODEC_OP_SHARD_MAP, NULL, cb, ctx, request_id);
+}
+
+/* ---- receive ------------------------------------------------------------------------------ */
+
+static void hello_apply(keel_client *c, const struct codec_hello_reply *h, u64 member_id)
+{
+    struct keel_server_info *in = &c->info;
+    in->version = h->version;
+    in->features = h->features;
+    in->cluster_id = h->cluster_id;
+    in->shard_count = h->shard_count;
+    in->shard_map_version = h->shard_map_version;
+    in->frame_size_max = KEEL_MIN(h->frame_size_max, CODEC_FRAME_SIZE_MAX);
+    in->reply_frame_size_max = KEEL_MIN(h->reply_frame_size_max, CODEC_REPLY_FRAME_SIZE_MAX);
+    in->key_size_max = KEEL_MIN(h->key_size_max, CODEC_KEY_SIZE_MAX);
+    in->value_size_max = KEEL_MIN(h->value_size_max, CODEC_VALUE_SIZE_MAX);
+    in->txn_ops_max = KEEL_MIN(h->txn_ops_max, CODEC_TXN_OPS_MAX);
+    in->in_flight_max = h->in_flight_max;
+    in->watches_max = h->watches_max;
+    in->member_id = member_id;
+}
+
+/* Handles one reply frame of connection i; <0 when the connection must close. */
+static int reply_handle(keel_client *c, u16 i, const struct codec_frame *f)
+{
+    if (f->opcode == CODEC_OP_GOAWAY && f->request_id == 0) return KEEL_STATUS_GOAWAY;
+    u64 slot = (f->request_id & ((UINT64_C(1) << KEEL_SLOT_BITS) - 1)) - 1;
+    if (slot >= c->pend_cap || c->pend[slot].id != f->request_id) return KEEL_STATUS_BAD_REPLY;
+    struct keel_pend p = c->pend[slot];
+    if (p.conn != i || p.opcode != f->opcode) return KEEL_STATUS_BAD_REPLY;
+    void *mem = NULL;
+    const u8 *copy = keel_mem_copy(&mem, f->body.ptr, f->body.len);
+    if (copy == NULL) return KEEL_STATUS_NO_MEMORY;
+    struct codec_frame fc = *f;
+    fc.body = span_make(copy, f->body.len);
+    struct codec_reply r;
+    struct keel_result res;
+    int rc = codec_reply_decode(&fc, &r);
+    if (rc == 0) rc = keel_msg_decode(&fc, &r, &res, &mem);
+    if (rc != 0) {
+        keel_mem_free(mem);
+        return rc == KEEL_STATUS_NO_MEMORY ? rc : KEEL_STATUS_BAD_REPLY;
+    }
+    if (r.header.status == CODEC_S_WRONG_SHARD) c->map_stale = true;
+    if (f->opcode == CODEC_OP_HELLO && r.header.status == CODEC_S_OK && i == 0) {
+        hello_apply(c, &r.body.hello_reply, r.header.member_id);
+    }
+    pend_finish(c, (u32)slot);
+    if (p.cb != NULL) p.cb(p.ctx, p.id, r.header.status, &res);
+    if (p.keep_mem) {
+        keel_mem_free(c->sync_mem);
+        c->sync_mem = mem;
+    } else {
+        keel_mem_free(mem);
+    }
+    return 0;
+}
+
+/* Reads what connection i has and handles every whole frame; returns callbacks run. */
+static int conn_read(keel_client *c, u16 i)
+{
+    struct keel_conn *k = &c->conns[i];
+    if (k->in_cap - k->in_len < 65536) {
+        size_t cap = KEEL_MAX(k->in_cap * 2, k->in_len + 65536);
+        u8 *p = realloc(k->in, cap);
+        if (p == NULL) return KEEL_STATUS_NO_MEMORY;
+        k->in = p;
+        k->in_cap = cap;
+    }
+    ssize_t n = recv(k->fd, k->in + k->in_len, k->in_cap - k->in_len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    if (n <= 0) {
+        conn_drop(c, i, KEEL_STATUS_CLOSED);
+        return 0;
+    }
+    k->in_len += (size_t)n;
+    size_t off = 0;
+    int done = 0;
+    while (k->fd >= 0) {
+        struct codec_frame f;
+        size_t size;
+        struct span in = span_make(k->in + off, k->in_len - off);
+        int rc = codec_frame_decode(in, c->info.reply_frame_size_max, &f, &size);
+        if (rc == CODEC_NEED_MORE) break;
+        if (rc == 0) rc = reply_handle(c, i, &f);
+        if (rc != 0) {
+            conn_drop(c, i, rc == KEEL_STATUS_GOAWAY ? rc : KEEL_STATUS_CLOSED);
+            return done;
+        }
+        off += size;
+        done++;
+    }
+    memmove(k->in, k->in + off, k->in_len - off);
+    k->in_len -= off;
+    return done;
+}
+
+int keel_poll(keel_client *c, int timeout_ms)
+{
+    if (c == NULL) return KEEL_STATUS_ARG;
+    struct pollfd pfd[KEEL_CONNS_MAX];
+    u16 idx[KEEL_CONNS_MAX];
+    nfds_t n = 0;
+    for (u16 i = 0; i < c->conns_len; i++) {
+        conn_flush(c, i);
+        if (c->conns[i].fd < 0) continue;
+        pfd[n] = (struct pollfd){.fd = c->conns[i].fd, .events = POLLIN};
+        if (c->conns[i].out.len > 0) pfd[n].events |= POLLOUT;
+        idx[n++] = i;
+    }
+    if (n == 0) return KEEL_STATUS_CLOSED;
+    int rc = poll(pfd, n, timeout_ms);
+    if (rc <= 0) return 0;
+    int done = 0;
+    for (nfds_t j = 0; j < n; j++) {
+        if (pfd[j].revents & POLLOUT) conn_flush(c, idx[j]);
+        if ((pfd[j].revents & (POLLIN | POLLHUP | POLLERR)) && c->conns[idx[j]].fd >= 0) {
+            int r = conn_read(c, idx[j]);
+            if (r > 0) done += r;
+        }
+    }
+    return done;
+}
+
+/* ---- sync calls --------------------------------------------------------------------------- */
+
+struct sync_wait {
+    bool done;
+    int status;
+    struct keel_result *out;
+};
+
+static void sync_done(void *ctx, uint64_t id, int status, const struct keel_result *res)
+{
+    (void)id;
+    struct sync_wait *w = ctx;
+    w->done = true;
+    w->status = status;
+    if (w->out != NULL) *w->out = *res;
+}
+
+void keel_release(keel_client *c)
+{
+    if (c == NULL) return;
+    keel_mem_free(c->sync_mem);
+    c->sync_mem = NULL;
+}
+
+static int map_refresh(keel_client *c);
+static void hello_apply(keel_client *c, const struct codec_hello_reply *h, u64 member_id);
+
+/* Submits on conn (or routed when conn < 0) and polls until the reply or the timeout. The
+ * result's memory is kept: sync_done copies the struct, the block moves to c->sync_mem. */
+static int sync_call(keel_client *c, int conn, u16 opcode, const void *args,
+                     struct keel_result *out)
+{
+    if (c == NULL || out == NULL) return KEEL_STATUS_ARG;
+    keel_release(c);
+    if (c->map_stale && conn < 0) map_refresh(c);
+    memset(out, 0, sizeof(*out));
+    struct sync_wait w = {.out = out};
+    u64 id;
+    int rc = conn < 0 ? submit(c, opcode, args, sync_done, &w, &id)
+                      : submit_on(c, (u16)conn, opcode, args, sync_done, &w, &id);
+    if (rc != 0) return rc;
+    c->pend[(id & ((UINT64_C(1) << KEEL_SLOT_BITS) - 1)) - 1].keep_mem = true;
+    i64 deadline = now_ms() + c->opt.timeout_ms;
+    while (!w.done) {
+        i64 left = deadline - now_ms();
+        if (left <= 0) break;
+        if (keel_poll(c, (int)left) < 0 && !w.done) break;
+    }
+    if (!w.done) {
+        u32 slot = (u32)((id & ((UINT64_C(1) << KEEL_SLOT_BITS) - 1)) - 1);
+        if (c->pend[slot].id == id) {
+            c->pend[slot].cb = NULL; /* a late reply is dropped */
+            c->pend[slot].keep_mem = false;
+        }
+        memset(out, 0, sizeof(*out));
+        return KEEL_STATUS_TIMEOUT;
+    }
+    return w.status;
+}
+
+int keel_put(keel_client *c, const struct keel_put_args *a, struct keel_result *out)
+{
+    return sync_call(c, -1, CODEC_OP_PUT, a, out);
+}
+
+int keel_get(keel_client *c, const struct keel_range_args *a, struct keel_result *out)
+{
+    return sync_call(c, -1, CODEC_OP_RANGE, a, out);
+}
+
+int keel_delete(keel_client *c, const struct keel_delete_args *a, struct keel_result *out)
+{
+    return sync_call(c, -1, CODEC_OP_DELETE_RANGE, a, out);
+}
+
+int keel_txn(keel_client *c, const struct keel_txn_args *a, struct keel_result *out)
+{
+    return sync_call(c, -1, CODEC_OP_TXN, a, out);
+}
+
+int keel_compact(keel_client *c, const struct keel_compact_args *a, struct keel_result *out)
+{
+    return sync_call(c, -1, CODEC_OP_COMPACT, a, out);
+}
+
+int keel_status(keel_client *c, struct keel_result *out)
+{
+    return sync_call(c, -1, CODEC_OP_STATUS, NULL, out);
+}
+
+int keel_shard_map(keel_client *c, struct keel_result *out)
+{
+    return sync_call(c, -1, CODEC_OP_SHARD_MAP, NULL, out);
+}
+
+/* ---- connect ------------------------------------------------------------------------------ */
+
+static void routes_free(keel_client *c)
+{
+    for (u16 i = 0; i < c->routes_len; i++) {
+        free(c->routes[i].start_key);
+        free(c->routes[i].end_key);
+    }
+    free(c->routes);
+    c->routes = NULL;
+    c->routes_len = 0;
+}
+
+static u8 *dup_bytes(const u8 *p, size_t n)
+{
+    u8 *d = malloc(n ? n : 1);
+    if (d != NULL && n > 0) memcpy(d, p, n);
+    return d;
+}
+
+/* Opens (or reuses) a connection to port; its index, or 0 (router) on failure. */
+static u16 conn_for_port(keel_client *c, u16 port);
+
+/* Fetches the shard map on the router connection and opens a connection per shard port. */
+static int map_refresh(keel_client *c)
+{
+    struct keel_result res;
+    c->map_stale = false;
+    int rc = sync_call(c, 0, CODEC_OP_SHARD_MAP, NULL, &res);
+    if (rc != 0) return rc;
+    routes_free(c);
+    const struct keel_shard_map_result *m = &res.u.shard_map;
+    c->routes = calloc(m->shards_len ? m->shards_len : 1, sizeof(*c->routes));
+    if (c->routes == NULL) return KEEL_STATUS_NO_MEMORY;
+    for (size_t i = 0; i < m->shards_len; i++) {
+        struct keel_route *r = &c->routes[i];
+        r->shard_id = m->shards[i].shard_id;
+        r->start_key = dup_bytes(m->shards[i].start_key, m->shards[i].start_key_len);
+        r->start_len = m->shards[i].start_key_len;
+        r->end_key = dup_bytes(m->shards[i].end_key, m->shards[i].end_key_len);
+        r->end_len = m->shards[i].end_key_len;
+        r->port = m->shards[i].port;
+        c->routes_len = (u16)(i + 1);
+    }
+    c->info.shard_map_version = m->version;
+    keel_release(c); /* m is gone from here on: the HELLOs below are sync calls */
+    for (u16 i = 0; i < c->routes_len; i++) c->routes[i].conn = conn_for_port(c, c->routes[i].port);
+    return 0;
+}
+
+static int hello(keel_client *c, u16 i)
+{
+    struct keel_result res;
+    static const int no_args = 0; /* HELLO's body comes from the codec constants */
+    return sync_call(c, i, CODEC_OP_HELLO, &no_args, &res);
+}
+
+static u16 conn_for_port(keel_client *c, u16 port)
+{
+    for (u16 i = 1; i < c->conns_len; i++)
+        if (c->conns[i].port == port && c->conns[i].fd >= 0) return i;
+    if (c->conns_len >= KEEL_CONNS_MAX) return 0;
+    int fd = tcp_open(c->host_be, port);
+    if (fd < 0) return 0;
+    u16 i = c->conns_len++;
+    c->conns[i].fd = fd;
+    c->conns[i].port = port;
+    buf_init_dynamic(&c->conns[i].out, 4096);
+    if (hello(c, i) != 0) {
+        conn_drop(c, i, KEEL_STATUS_CLOSED);
+        return 0;
+    }
+    return i;
+}
+
+static void info_defaults(struct keel_server_info *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->frame_size_max = CODEC_FRAME_SIZE_MAX;
+    in->reply_frame_size_max = CODEC_REPLY_FRAME_SIZE_MAX;
+    in->key_size_max = CODEC_KEY_SIZE_MAX;
+    in->value_size_max = CODEC_VALUE_SIZE_MAX;
+    in->txn_ops_max = CODEC_TXN_OPS_MAX;
+    in->in_flight_max = CODEC_IN_FLIGHT_MAX;
+}
+
+/* Sizes the pending table for conns_max connections of cap requests; none may be pending. */
+static int pend_size(keel_client *c, u32 cap, u32 conns_max)
+{
+    ASSERT(c->pending == 0);
+    u32 n = cap * conns_max;
+    struct keel_pend *p = calloc(n, sizeof(*p));
+    u32 *f = calloc(n, sizeof(*f));
+    if (p == NULL || f == NULL || n >= (1u << KEEL_SLOT_BITS)) {
+        free(p);
+        free(f);
+        return KEEL_STATUS_NO_MEMORY;
+    }
+    free(c->pend);
+    free(c->free_slots);
+    c->pend = p;
+    c->free_slots = f;
+    c->pend_cap = n;
+    c->free_len = n;
+    for (u32 i = 0; i < n; i++) f[i] = n - 1 - i;
+    c->opt.in_flight_max = cap;
+    return 0;
+}
+
+/* Tries "a.b.c.d:port" endpoints in order; 0 and the router connection open, or an error. */
+static int connect_router(keel_client *c, const char *endpoints)
+{
+    const char *p = endpoints;
+    while (*p != 0) {
+        char host[64];
+        unsigned port = 0;
+        int used = 0;
+        if (sscanf(p, "%63[^:,]:%u%n", host, &port, &used) != 2 || port == 0 || port > 65535)
+            return KEEL_STATUS_ARG;
+        struct in_addr a;
+        if (inet_pton(AF_INET, host, &a) != 1) return KEEL_STATUS_ARG;
+        p += used;
+        if (*p == ',') p++;
+        int fd = tcp_open(a.s_addr, (u16)port);
+        if (fd < 0) continue;
+        c->host_be = a.s_addr;
+        c->conns[0].fd = fd;
+        c->conns[0].port = (u16)port;
+        c->conns_len = 1;
+        return 0;
+    }
+    return KEEL_STATUS_CONNECT;
+}
+
+static int connect_steps(keel_client *c, const char *endpoints)
+{
+    u32 wanted = c->opt.in_flight_max; /* pend_size overwrites it */
+    int rc = connect_router(c, endpoints);
+    if (rc != 0) return rc;
+    rc = pend_size(c, 1, 1);
+    if (rc == 0) rc = hello(c, 0);
+    if (rc != 0) return rc;
+    if (c->info.version != CODEC_PROTOCOL_VERSION) return KEEL_STATUS_BAD_VERSION;
+    u32 cap = wanted ? wanted : c->info.in_flight_max;
+    cap = KEEL_MAX(1u, KEEL_MIN(cap, c->info.in_flight_max));
+    bool shards = c->opt.shard_aware && c->info.shard_count > 1;
+    rc = pend_size(c, cap, shards ? 1u + c->info.shard_count : 1u);
+    if (rc == 0 && shards) rc = map_refresh(c);
+    return rc;
+}
+
+int keel_connect(const char *endpoints, const struct keel_options *options, keel_client **out)
+{
+    if (endpoints == NULL || out == NULL) return KEEL_STATUS_ARG;
+    *out = NULL;
+    keel_client *c = calloc(1, sizeof(*c));
+    if (c == NULL) return KEEL_STATUS_NO_MEMORY;
+    if (options != NULL)
+        c->opt = *options;
+    else
+        keel_options_default(&c->opt);
+    if (c->opt.timeout_ms <= 0) c->opt.timeout_ms = KEEL_TIMEOUT_DEF;
+    info_defaults(&c->info);
+    for (u16 i = 0; i < KEEL_CONNS_MAX; i++) c->conns[i].fd = -1;
+    buf_init_dynamic(&c->conns[0].out, 4096);
+    for (int i = 0; i < 3; i++) buf_init_dynamic(&c->scratch[i], 1024);
+    int rc = connect_steps(c, endpoints);
+    if (rc != 0) {
+        keel_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void keel_close(keel_client *c)
+{
+    if (c == NULL) return;
+    for (u16 i = 0; i < c->conns_len; i++) conn_drop(c, i, KEEL_STATUS_CLOSED);
+    for (u16 i = 0; i < KEEL_CONNS_MAX; i++) {
+        if (c->conns[i].out.ptr != NULL) buf_free(&c->conns[i].out);
+        free(c->conns[i].in);
+    }
+    for (int i = 0; i < 3; i++) buf_free(&c->scratch[i]);
+    routes_free(c);
+    keel_release(c);
+    free(c->pend);
+    free(c->free_slots);
+    free(c);
+}

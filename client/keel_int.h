@@ -1,0 +1,74 @@
+/*
+ * keel_int.h — libkeel's private structs, shared by client/keel.c (connections, pending
+ * table, poll loop) and client/keel_msg.c (arguments -> codec messages, replies ->
+ * public results). Only client/ includes it.
+ *
+ * Request ids: id = generation << 24 | (slot + 1); the slot indexes the pending table,
+ * so a reply finds its request in O(1) and a stale id (slot reused) never matches.
+ */
+#ifndef KEEL_CLIENT_KEEL_INT_H
+#define KEEL_CLIENT_KEEL_INT_H
+
+#include "client/keel.h"
+#include "core/buf.h"
+#include "net/codec.h"
+
+#define KEEL_SLOT_BITS   24
+#define KEEL_CONNS_MAX   (1 + CODEC_SHARDS_MAX)
+#define KEEL_TIMEOUT_DEF 5000
+
+struct keel_conn {
+    int fd; /* -1 when closed */
+    u16 port;
+    u32 in_flight;
+    struct buf out; /* frames not yet sent */
+    size_t out_sent;
+    u8 *in; /* received bytes not yet cut into frames */
+    size_t in_len, in_cap;
+};
+
+struct keel_pend {
+    u64 id; /* 0: free */
+    keel_callback cb;
+    void *ctx;
+    u16 opcode;
+    u16 conn;
+    bool keep_mem; /* sync call: the result's memory goes to sync_mem */
+};
+
+struct keel_route {
+    u16 shard_id;
+    u16 port;
+    u16 conn;
+    u8 *start_key, *end_key;
+    size_t start_len, end_len;
+};
+
+struct keel_client {
+    struct keel_options opt;
+    struct keel_server_info info;
+    u32 host_be; /* router address, network order */
+    struct keel_conn conns[KEEL_CONNS_MAX];
+    u16 conns_len;
+    struct keel_pend *pend;
+    u32 *free_slots;
+    u32 pend_cap, free_len, pending;
+    u64 generation;
+    struct keel_route *routes;
+    u16 routes_len;
+    bool map_stale;
+    void *sync_mem; /* the last sync result's block */
+    struct buf scratch[3];
+    bool in_callback;
+};
+
+/* keel_msg.c */
+int keel_msg_encode(keel_client *c, struct buf *out, u16 opcode, u64 id, const void *args);
+/* Decodes reply frame f (bytes owned by the caller) into res; arrays go in one malloc'd block
+ * returned in *mem (NULL when none). 0 or KEEL_STATUS_BAD_REPLY / KEEL_STATUS_NO_MEMORY. */
+int keel_msg_decode(const struct codec_frame *f, const struct codec_reply *r,
+                    struct keel_result *res, void **mem);
+/* The shard index owning key among c->routes, or -1. */
+int keel_route_find(const keel_client *c, const u8 *key, size_t len);
+
+#endif

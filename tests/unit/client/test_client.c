@@ -1,0 +1,1169 @@
+/*
+ * test_client.c — libkeel against an in-test server.
+ *
+ * The server is one thread with a poll() loop on 127.0.0.1: a router port plus one port per
+ * shard, each shard a real core/mvcc store, frames decoded and encoded with net/codec. It
+ * pipelines (answers every frame of a read, holding every delay_every-th reply back until
+ * the end of the batch so replies come out of order) and misbehaves on request: close in the
+ * middle of a reply frame, answer with an unknown status, never answer, send GOAWAY.
+ * Randomized parts read KEEL_SEED (printed).
+ */
+#include "client/keel.h"
+#include "core/mvcc.h"
+#include "net/codec.h"
+
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the in-test server ------------------------------------------------------------------ */
+
+#define SRV_CONNS_MAX   32
+#define SRV_SHARDS_MAX  2
+#define SRV_MAP_VERSION 7
+
+struct srv_conn {
+    int fd;
+    int port_index; /* 0: router; 1 + i: shard i */
+    u8 *in;
+    size_t in_len, in_cap;
+    struct buf out, held;
+    u32 replies;
+};
+
+struct srv {
+    pthread_t thread;
+    atomic_bool stop;
+    int listen_fd[1 + SRV_SHARDS_MAX];
+    u16 port[1 + SRV_SHARDS_MAX];
+    int shards;
+    struct mvcc *store[SRV_SHARDS_MAX];
+    struct srv_conn conns[SRV_CONNS_MAX];
+    struct buf scratch[3];
+    u32 in_flight_max;
+    /* misbehaviour, set before the client connects */
+    u32 delay_every;     /* hold every n-th reply back to the end of its batch; 0: never */
+    u32 close_mid_after; /* after this many replies on a conn, send half a frame and close */
+    u16 unknown_status;  /* nonzero: every non-HELLO reply gets this status */
+    bool never_answer;   /* non-HELLO requests get no reply */
+    u32 goaway_after;    /* after this many replies on a conn, GOAWAY SHUTTING_DOWN */
+    atomic_uint requests[1 + SRV_SHARDS_MAX]; /* non-HELLO requests per port */
+};
+
+static const u8 split_key[] = "m"; /* shard 0: [, "m"), shard 1: ["m", ) */
+
+static int shard_of(const struct srv *s, struct span key)
+{
+    if (s->shards == 1) return 0;
+    int r = memcmp(key.ptr, split_key, key.len < 1 ? key.len : 1);
+    return (r < 0 || (r == 0 && key.len == 0)) ? 0 : 1;
+}
+
+static int listen_on(u16 *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    cr_assert(listen(fd, 64) == 0);
+    socklen_t len = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static void send_all(int fd, const u8 *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void conn_close(struct srv_conn *k)
+{
+    close(k->fd);
+    k->fd = -1;
+    free(k->in);
+    k->in = NULL;
+    k->in_len = k->in_cap = 0;
+    buf_free(&k->out);
+    buf_free(&k->held);
+}
+
+/* ---- request handlers: each appends one reply frame to out -------------------------------- */
+
+struct reply_ctx {
+    struct srv *s;
+    struct srv_conn *k;
+    struct codec_frame head;
+    struct codec_reply_header h;
+    struct buf *out;
+};
+
+static void reply_error(struct reply_ctx *r, int status, u64 detail, const char *msg)
+{
+    struct codec_error_body e = {.detail = detail, .message = span_make(msg, strlen(msg))};
+    r->h.status = (u16)status;
+    int rc = codec_reply_encode(r->out, &r->head, &r->h, &e, CODEC_REPLY_FRAME_SIZE_MAX);
+    cr_assert_eq(rc, 0);
+}
+
+static void reply_ok(struct reply_ctx *r, const void *body)
+{
+    r->h.status = 0;
+    int rc = codec_reply_encode(r->out, &r->head, &r->h, body, CODEC_REPLY_FRAME_SIZE_MAX);
+    cr_assert_eq(rc, 0, "reply encode %d", rc);
+}
+
+static struct codec_kv kv_to_codec(const struct mvcc_kv *kv)
+{
+    struct codec_kv c = {kv->create_revision, kv->mod_revision, kv->version,
+                         kv->lease,           kv->key,          kv->value};
+    return c;
+}
+
+struct kvs_ctx {
+    struct codec_list_builder lb;
+};
+
+static int kvs_add(void *ctx, const struct mvcc_kv *kv)
+{
+    struct kvs_ctx *x = ctx;
+    struct codec_kv c = kv_to_codec(kv);
+    cr_assert_eq(codec_list_add(&x->lb, &c), 0);
+    return 0;
+}
+
+static int do_range(struct srv *s, struct mvcc *m, const struct codec_range_request *q,
+                    struct buf *b, struct codec_range_reply *out)
+{
+    struct mvcc_range_req req = {.key = q->key,
+                                 .range_end = q->range_end,
+                                 .revision = q->revision,
+                                 .limit = q->limit,
+                                 .keys_only = q->flags & CODEC_RANGE_REQUEST_KEYS_ONLY,
+                                 .count_only = q->flags & CODEC_RANGE_REQUEST_COUNT_ONLY,
+                                 .sort_order = q->sort_order,
+                                 .sort_target = q->sort_target,
+                                 .min_mod_revision = q->min_mod_revision,
+                                 .max_mod_revision = q->max_mod_revision,
+                                 .min_create_revision = q->min_create_revision,
+                                 .max_create_revision = q->max_create_revision};
+    struct mvcc_range_result res;
+    (void)s;
+    int rc = mvcc_range(m, &req, &res);
+    if (rc != 0) return rc;
+    struct kvs_ctx x;
+    buf_reset(b);
+    codec_list_begin(&x.lb, codec_field_find(&codec_msg_range_reply, "kvs"), &out->kvs, b);
+    for (size_t i = 0; i < res.kvs_len; i++) kvs_add(&x, &res.kvs[i]);
+    codec_list_end(&x.lb);
+    out->count = res.count;
+    out->more = res.more;
+    return 0;
+}
+
+static int do_put(struct mvcc *m, const struct codec_put_request *q, struct codec_put_reply *o)
+{
+    struct mvcc_kv prev;
+    bool had = false;
+    int rc = mvcc_put(m, q->key, q->value, q->lease, &prev, &had);
+    if (rc != 0) return rc;
+    memset(o, 0, sizeof(*o));
+    if (had && (q->flags & CODEC_PUT_REQUEST_PREV_KV)) {
+        o->has_prev_kv = true;
+        o->prev_kv = kv_to_codec(&prev);
+    }
+    return 0;
+}
+
+static int do_delete(struct mvcc *m, const struct codec_delete_range_request *q, struct buf *b,
+                     struct codec_delete_range_reply *o)
+{
+    struct kvs_ctx x;
+    u64 deleted = 0;
+    buf_reset(b);
+    codec_list_begin(&x.lb, codec_field_find(&codec_msg_delete_range_reply, "prev_kvs"),
+                     &o->prev_kvs, b);
+    bool prev = q->flags & CODEC_DELETE_RANGE_REQUEST_PREV_KV;
+    int rc = mvcc_delete_range(m, q->key, q->range_end, &deleted, prev ? kvs_add : NULL, &x);
+    codec_list_end(&x.lb);
+    o->deleted = (i64)deleted;
+    return rc;
+}
+
+static bool compare_one(struct mvcc *m, const struct codec_compare *c)
+{
+    struct mvcc_range_req req = {.key = c->key, .range_end = c->range_end};
+    struct mvcc_range_result res;
+    cr_assert_eq(mvcc_range(m, &req, &res), 0);
+    struct mvcc_kv absent = {0};
+    size_t n = res.kvs_len ? res.kvs_len : 1;
+    for (size_t i = 0; i < n; i++) {
+        const struct mvcc_kv *kv = res.kvs_len ? &res.kvs[i] : &absent;
+        if (c->target == CODEC_COMPARE_TARGET_VALUE && res.kvs_len == 0) return false;
+        i64 a = 0, b = c->operand;
+        if (c->target == CODEC_COMPARE_TARGET_VERSION) a = kv->version;
+        if (c->target == CODEC_COMPARE_TARGET_CREATE) a = kv->create_revision;
+        if (c->target == CODEC_COMPARE_TARGET_MOD) a = kv->mod_revision;
+        if (c->target == CODEC_COMPARE_TARGET_LEASE) a = kv->lease;
+        if (c->target == CODEC_COMPARE_TARGET_VALUE) {
+            size_t l = kv->value.len < c->value.len ? kv->value.len : c->value.len;
+            int r = memcmp(kv->value.ptr, c->value.ptr, l);
+            a = r != 0 ? r : (i64)kv->value.len - (i64)c->value.len;
+            b = 0;
+        }
+        bool ok = c->result == CODEC_COMPARE_RESULT_EQUAL     ? a == b
+                  : c->result == CODEC_COMPARE_RESULT_GREATER ? a > b
+                  : c->result == CODEC_COMPARE_RESULT_LESS    ? a < b
+                                                              : a != b;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static int txn_ops(struct srv *s, struct mvcc *m, const struct codec_list *ops, const char *fname,
+                   struct codec_list *replies)
+{
+    struct codec_list_builder lb;
+    struct codec_iter it;
+    struct codec_op op;
+    buf_reset(&s->scratch[1]);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_txn_reply, "replies"), replies,
+                     &s->scratch[1]);
+    codec_iter_init(&it, codec_field_find(&codec_msg_txn_request, fname), ops);
+    while (codec_iter_next(&it, &op)) {
+        struct codec_op_reply r;
+        memset(&r, 0, sizeof(r));
+        r.kind = op.kind;
+        int rc = 0;
+        if (op.kind == CODEC_OP_KIND_PUT) rc = do_put(m, &op.put, &r.put);
+        if (op.kind == CODEC_OP_KIND_RANGE)
+            rc = do_range(s, m, &op.range, &s->scratch[0], &r.range);
+        if (op.kind == CODEC_OP_KIND_DELETE_RANGE)
+            rc = do_delete(m, &op.delete_range, &s->scratch[0], &r.delete_range);
+        if (rc != 0) return rc;
+        cr_assert_eq(codec_list_add(&lb, &r), 0);
+    }
+    codec_list_end(&lb);
+    return 0;
+}
+
+static int do_txn(struct srv *s, struct mvcc *m, const struct codec_txn_request *q,
+                  struct codec_txn_reply *o, i64 *revision)
+{
+    struct codec_iter it;
+    struct codec_compare c;
+    bool ok = true;
+    codec_iter_init(&it, codec_field_find(&codec_msg_txn_request, "compares"), &q->compares);
+    while (codec_iter_next(&it, &c)) ok = ok && compare_one(m, &c);
+    cr_assert_eq(mvcc_batch_begin(m), 0);
+    o->succeeded = ok;
+    int rc = txn_ops(s, m, ok ? &q->success : &q->failure, ok ? "success" : "failure", &o->replies);
+    if (rc != 0) {
+        mvcc_batch_abort(m);
+        return rc;
+    }
+    return mvcc_batch_commit(m, revision);
+}
+
+static void do_status(struct reply_ctx *r)
+{
+    struct codec_list_builder lb;
+    struct codec_status_reply o;
+    struct srv *s = r->s;
+    buf_reset(&s->scratch[0]);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_status_reply, "shards"), &o.shards,
+                     &s->scratch[0]);
+    for (int i = 0; i < s->shards; i++) {
+        if (r->k->port_index != 0 && r->k->port_index != 1 + i) continue;
+        struct mvcc_stats st;
+        mvcc_stats(s->store[i], &st);
+        struct codec_shard_status e = {.shard_id = (u16)i,
+                                       .revision = st.revision,
+                                       .compact_revision = st.compact_revision,
+                                       .keys = st.keys_live,
+                                       .memory_bytes = 4096,
+                                       .connections = 1};
+        cr_assert_eq(codec_list_add(&lb, &e), 0);
+    }
+    codec_list_end(&lb);
+    reply_ok(r, &o);
+}
+
+static void do_shard_map(struct reply_ctx *r)
+{
+    struct codec_list_builder lb;
+    struct codec_shard_map_reply o = {.version = SRV_MAP_VERSION};
+    struct srv *s = r->s;
+    buf_reset(&s->scratch[0]);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_shard_map_reply, "shards"), &o.shards,
+                     &s->scratch[0]);
+    for (int i = 0; i < s->shards; i++) {
+        struct codec_shard_range e = {.shard_id = (u16)i, .port = s->port[1 + i], .leader_id = 42};
+        if (s->shards > 1 && i == 1) e.start_key = span_make(split_key, 1);
+        if (s->shards > 1 && i == 0) e.end_key = span_make(split_key, 1);
+        cr_assert_eq(codec_list_add(&lb, &e), 0);
+    }
+    codec_list_end(&lb);
+    reply_ok(r, &o);
+}
+
+static void do_hello(struct reply_ctx *r)
+{
+    struct codec_hello_reply o = {.version = 1,
+                                  .cluster_id = 0xC1,
+                                  .shard_count = (u16)r->s->shards,
+                                  .shard_map_version = SRV_MAP_VERSION,
+                                  .frame_size_max = CODEC_FRAME_SIZE_MAX,
+                                  .reply_frame_size_max = CODEC_REPLY_FRAME_SIZE_MAX,
+                                  .key_size_max = 256,
+                                  .value_size_max = 65536,
+                                  .txn_ops_max = 16,
+                                  .in_flight_max = r->s->in_flight_max,
+                                  .watches_max = 0};
+    reply_ok(r, &o);
+}
+
+/* The key a request names, for routing; .len 0 when it names none. */
+static struct span request_key(u16 opcode, const union codec_msg_any *m, struct span *end)
+{
+    *end = span_make(NULL, 0);
+    if (opcode == CODEC_OP_PUT) return m->put_request.key;
+    if (opcode == CODEC_OP_RANGE) {
+        *end = m->range_request.range_end;
+        return m->range_request.key;
+    }
+    if (opcode == CODEC_OP_DELETE_RANGE) {
+        *end = m->delete_range_request.range_end;
+        return m->delete_range_request.key;
+    }
+    if (opcode == CODEC_OP_TXN && m->txn_request.compares.count > 0) {
+        struct codec_iter it;
+        struct codec_compare c;
+        codec_iter_init(&it, codec_field_find(&codec_msg_txn_request, "compares"),
+                        &m->txn_request.compares);
+        codec_iter_next(&it, &c);
+        return c.key;
+    }
+    return span_make(NULL, 0);
+}
+
+/* A range over both shards on the router port: both read at their current revision, kvs
+ * concatenated (shard 0's keys sort first). Limit and sort are ignored: tests use neither. */
+static void do_range_merged(struct reply_ctx *r, const struct codec_range_request *q)
+{
+    struct codec_list_builder lb;
+    struct codec_range_reply o = {0};
+    struct srv *s = r->s;
+    buf_reset(&s->scratch[1]);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_range_reply, "kvs"), &o.kvs, &s->scratch[1]);
+    for (int i = 0; i < s->shards; i++) {
+        struct codec_range_reply part;
+        cr_assert_eq(do_range(s, s->store[i], q, &s->scratch[0], &part), 0);
+        struct codec_iter it;
+        struct codec_kv kv;
+        codec_iter_init(&it, codec_field_find(&codec_msg_range_reply, "kvs"), &part.kvs);
+        while (codec_iter_next(&it, &kv)) cr_assert_eq(codec_list_add(&lb, &kv), 0);
+        o.count += part.count;
+    }
+    codec_list_end(&lb);
+    r->h.shard = CODEC_SHARD_NONE;
+    r->h.revision = 0;
+    reply_ok(r, &o);
+}
+
+static void dispatch_kv(struct reply_ctx *r, int shard, const union codec_msg_any *m)
+{
+    struct srv *s = r->s;
+    struct mvcc *st = s->store[shard];
+    union codec_msg_any o;
+    int rc = 0;
+    i64 rev = 0;
+    memset(&o, 0, sizeof(o));
+    switch (r->head.opcode) {
+    case CODEC_OP_PUT:
+        rc = do_put(st, &m->put_request, &o.put_reply);
+        break;
+    case CODEC_OP_RANGE:
+        rc = do_range(s, st, &m->range_request, &s->scratch[0], &o.range_reply);
+        break;
+    case CODEC_OP_DELETE_RANGE:
+        rc = do_delete(st, &m->delete_range_request, &s->scratch[0], &o.delete_range_reply);
+        break;
+    case CODEC_OP_TXN:
+        rc = do_txn(s, st, &m->txn_request, &o.txn_reply, &rev);
+        break;
+    case CODEC_OP_COMPACT:
+        rc = mvcc_compact(st, m->compact_request.revision);
+        break;
+    }
+    r->h.shard = (u16)shard;
+    r->h.revision = mvcc_revision(st);
+    if (rc == KEEL_ECOMPACTED) return reply_error(r, rc, (u64)mvcc_compact_revision(st), "old");
+    if (rc == KEEL_EFUTURE_REV) return reply_error(r, rc, (u64)mvcc_revision(st), "future");
+    if (rc != 0) return reply_error(r, rc, 0, keel_err_str(rc));
+    reply_ok(r, &o);
+}
+
+static void dispatch(struct reply_ctx *r, const union codec_msg_any *m)
+{
+    struct srv *s = r->s;
+    int port_shard = r->k->port_index - 1;
+    u16 op = r->head.opcode;
+    if (op == CODEC_OP_HELLO) return do_hello(r);
+    atomic_fetch_add(&s->requests[r->k->port_index], 1);
+    if (s->unknown_status) return reply_error(r, s->unknown_status, 9, "from the future");
+    if (op == CODEC_OP_STATUS) return do_status(r);
+    if (op == CODEC_OP_SHARD_MAP) return do_shard_map(r);
+    struct span end;
+    struct span key = request_key(op, m, &end);
+    int shard = key.len ? shard_of(s, key) : 0;
+    if (op == CODEC_OP_COMPACT) shard = m->compact_request.shard;
+    if (shard >= s->shards) return reply_error(r, CODEC_S_INVALID, 0, "no such shard");
+    bool multi = s->shards > 1 && shard == 0 && end.len > 0 &&
+                 ((end.len == 1 && end.ptr[0] == 0) || memcmp(end.ptr, split_key, 1) > 0 ||
+                  (end.len > 1 && end.ptr[0] == split_key[0]));
+    if (port_shard >= 0 && (shard != port_shard || multi))
+        return reply_error(r, CODEC_S_WRONG_SHARD, SRV_MAP_VERSION, "wrong shard");
+    if (multi && op == CODEC_OP_RANGE) return do_range_merged(r, &m->range_request);
+    if (multi) return reply_error(r, CODEC_S_CROSS_SHARD, 0, "cross shard");
+    dispatch_kv(r, shard, m);
+}
+
+static void send_goaway(struct srv_conn *k, int status)
+{
+    struct buf b;
+    buf_init_dynamic(&b, 128);
+    struct codec_frame head = {.opcode = CODEC_OP_GOAWAY, .request_id = 0};
+    struct codec_reply_header h = {.status = (u16)status, .shard = CODEC_SHARD_NONE};
+    struct codec_error_body e = {.detail = 0, .message = span_make("bye", 3)};
+    cr_assert_eq(codec_reply_encode(&b, &head, &h, &e, CODEC_REPLY_FRAME_SIZE_MAX), 0);
+    send_all(k->fd, b.ptr, b.len);
+    buf_free(&b);
+}
+
+/* Handles one request frame; false when the connection was closed. */
+static bool srv_frame(struct srv *s, struct srv_conn *k, const struct codec_frame *f)
+{
+    struct buf *one = &s->scratch[2];
+    union codec_msg_any m;
+    struct reply_ctx r = {.s = s, .k = k, .head = *f, .out = one};
+    r.head.flags = 0;
+    r.h.shard = CODEC_SHARD_NONE;
+    r.h.member_id = 0x31;
+    buf_reset(one);
+    int rc = codec_request_decode(f, &m);
+    if (rc == 0 && s->never_answer && f->opcode != CODEC_OP_HELLO) {
+        atomic_fetch_add(&s->requests[k->port_index], 1);
+        return true;
+    }
+    if (rc != 0)
+        reply_error(&r, rc, 0, "bad request");
+    else
+        dispatch(&r, &m);
+    if (f->opcode != CODEC_OP_HELLO && s->goaway_after && k->replies == s->goaway_after) {
+        send_all(k->fd, k->out.ptr, k->out.len);
+        send_goaway(k, CODEC_S_SHUTTING_DOWN);
+        conn_close(k);
+        return false;
+    }
+    if (f->opcode != CODEC_OP_HELLO && s->close_mid_after && k->replies == s->close_mid_after) {
+        send_all(k->fd, k->out.ptr, k->out.len);
+        send_all(k->fd, one->ptr, one->len / 2);
+        conn_close(k);
+        return false;
+    }
+    bool hold = s->delay_every && k->replies % s->delay_every == s->delay_every - 1;
+    buf_put_bytes(hold ? &k->held : &k->out, one->ptr, one->len);
+    k->replies += f->opcode != CODEC_OP_HELLO; /* the misbehaviours count requests after it */
+    return true;
+}
+
+static void srv_read(struct srv *s, struct srv_conn *k)
+{
+    if (k->in_cap - k->in_len < 65536) {
+        k->in_cap = k->in_cap * 2 + 65536;
+        k->in = realloc(k->in, k->in_cap);
+    }
+    ssize_t n = recv(k->fd, k->in + k->in_len, k->in_cap - k->in_len, 0);
+    if (n <= 0) return conn_close(k);
+    k->in_len += (size_t)n;
+    size_t off = 0;
+    for (;;) {
+        struct codec_frame f;
+        size_t size;
+        int rc = codec_frame_decode(span_make(k->in + off, k->in_len - off), CODEC_FRAME_SIZE_MAX,
+                                    &f, &size);
+        if (rc == CODEC_NEED_MORE) break;
+        cr_assert_eq(rc, 0);
+        if (!srv_frame(s, k, &f)) return;
+        off += size;
+    }
+    memmove(k->in, k->in + off, k->in_len - off);
+    k->in_len -= off;
+    send_all(k->fd, k->out.ptr, k->out.len);
+    send_all(k->fd, k->held.ptr, k->held.len);
+    buf_reset(&k->out);
+    buf_reset(&k->held);
+}
+
+static void srv_accept(struct srv *s, int port_index)
+{
+    int fd = accept(s->listen_fd[port_index], NULL, NULL);
+    if (fd < 0) return;
+    for (int i = 0; i < SRV_CONNS_MAX; i++) {
+        struct srv_conn *k = &s->conns[i];
+        if (k->fd >= 0) continue;
+        memset(k, 0, sizeof(*k));
+        k->fd = fd;
+        k->port_index = port_index;
+        buf_init_dynamic(&k->out, 65536);
+        buf_init_dynamic(&k->held, 65536);
+        return;
+    }
+    close(fd);
+}
+
+static void *srv_main(void *arg)
+{
+    struct srv *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd[1 + SRV_SHARDS_MAX + SRV_CONNS_MAX];
+        int who[1 + SRV_SHARDS_MAX + SRV_CONNS_MAX];
+        nfds_t n = 0;
+        for (int i = 0; i <= s->shards; i++) {
+            pfd[n] = (struct pollfd){.fd = s->listen_fd[i], .events = POLLIN};
+            who[n++] = -1 - i;
+        }
+        for (int i = 0; i < SRV_CONNS_MAX; i++) {
+            if (s->conns[i].fd < 0) continue;
+            pfd[n] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
+            who[n++] = i;
+        }
+        if (poll(pfd, n, 10) <= 0) continue;
+        for (nfds_t j = 0; j < n; j++) {
+            if (!pfd[j].revents) continue;
+            if (who[j] < 0)
+                srv_accept(s, -1 - who[j]);
+            else if (s->conns[who[j]].fd >= 0)
+                srv_read(s, &s->conns[who[j]]);
+        }
+    }
+    return NULL;
+}
+
+static struct srv *srv_new(int shards)
+{
+    struct srv *s = calloc(1, sizeof(*s));
+    s->shards = shards;
+    s->in_flight_max = 1024;
+    for (int i = 0; i < SRV_CONNS_MAX; i++) s->conns[i].fd = -1;
+    for (int i = 0; i < 3; i++) buf_init_dynamic(&s->scratch[i], 65536);
+    struct mvcc_config cfg;
+    mvcc_config_default(&cfg);
+    cfg.memory_bytes_max = 64u << 20;
+    for (int i = 0; i < shards; i++) s->store[i] = mvcc_create(&cfg);
+    for (int i = 0; i <= shards; i++) s->listen_fd[i] = listen_on(&s->port[i]);
+    return s;
+}
+
+static void srv_start(struct srv *s)
+{
+    cr_assert_eq(pthread_create(&s->thread, NULL, srv_main, s), 0);
+}
+
+/* Closes every server-side connection (from the test thread: only while the server is
+ * stopped). */
+static void srv_stop(struct srv *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->thread, NULL);
+    for (int i = 0; i < SRV_CONNS_MAX; i++)
+        if (s->conns[i].fd >= 0) conn_close(&s->conns[i]);
+}
+
+static void srv_free(struct srv *s)
+{
+    for (int i = 0; i <= s->shards; i++) close(s->listen_fd[i]);
+    for (int i = 0; i < s->shards; i++) mvcc_destroy(s->store[i]);
+    for (int i = 0; i < 3; i++) buf_free(&s->scratch[i]);
+    free(s);
+}
+
+static keel_client *connect_to(struct srv *s, const struct keel_options *o)
+{
+    char ep[64];
+    keel_client *c = NULL;
+    snprintf(ep, sizeof(ep), "127.0.0.1:%u", s->port[0]);
+    int rc = keel_connect(ep, o, &c);
+    cr_assert_eq(rc, 0, "connect: %s", keel_strerror(rc));
+    return c;
+}
+
+static struct keel_bytes B(const char *s) {
+    return (struct keel_bytes){s, strlen(s)};
+}
+
+static bool
+kv_is(const struct keel_kv *kv, const char *k, const char *v)
+{
+    return kv->key_len == strlen(k) && memcmp(kv->key, k, kv->key_len) == 0 &&
+           (v == NULL || (kv->value_len == strlen(v) && memcmp(kv->value, v, kv->value_len) == 0));
+}
+
+static u64 seed_get(void)
+{
+    const char *e = getenv("KEEL_SEED");
+    u64 seed = e ? strtoull(e, NULL, 0) : (u64)time(NULL);
+    fprintf(stderr, "test_client: KEEL_SEED=%llu\n", (unsigned long long)seed);
+    return seed;
+}
+
+static u64 rng_next(u64 *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* ---- sync API ---------------------------------------------------------------------------- */
+
+static void put_ok(keel_client *c, const char *k, const char *v)
+{
+    struct keel_result res;
+    struct keel_put_args a = {.key = B(k), .value = B(v)};
+    int rc = keel_put(c, &a, &res);
+    cr_assert_eq(rc, 0, "put %s: %s", k, keel_strerror(rc));
+}
+
+Test(client, sync_put_get_delete)
+{
+    struct srv *s = srv_new(1);
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    const struct keel_server_info *in = keel_server_info(c);
+    cr_assert_eq(in->cluster_id, 0xC1);
+    cr_assert_eq(in->key_size_max, 256);
+    cr_assert_eq(in->member_id, 0x31);
+    struct keel_result res;
+    struct keel_put_args p = {.key = B("a"), .value = B("1"), .prev_kv = true};
+    cr_assert_eq(keel_put(c, &p, &res), 0);
+    cr_assert_not(res.u.put.has_prev_kv);
+    i64 rev1 = res.header.revision;
+    cr_assert_eq(res.header.shard, 0);
+    p.value = B("2");
+    cr_assert_eq(keel_put(c, &p, &res), 0);
+    cr_assert(res.u.put.has_prev_kv);
+    cr_assert(kv_is(&res.u.put.prev_kv, "a", "1"));
+    cr_assert_eq(res.u.put.prev_kv.version, 1);
+    struct keel_range_args g = {.key = B("a")};
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 1);
+    cr_assert(kv_is(&res.u.range.kvs[0], "a", "2"));
+    cr_assert_eq(res.u.range.kvs[0].version, 2);
+    cr_assert_eq(res.u.range.kvs[0].create_revision, rev1);
+    g.revision = rev1; /* history */
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert(kv_is(&res.u.range.kvs[0], "a", "1"));
+    struct keel_delete_args d = {.key = B("a"), .prev_kv = true};
+    cr_assert_eq(keel_delete(c, &d, &res), 0);
+    cr_assert_eq(res.u.del.deleted, 1);
+    cr_assert_eq(res.u.del.prev_kvs_len, 1);
+    cr_assert(kv_is(&res.u.del.prev_kvs[0], "a", "2"));
+    g.revision = 0;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 0);
+    cr_assert_eq(res.u.range.count, 0);
+    keel_release(c);
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, sync_range_options)
+{
+    struct srv *s = srv_new(1);
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    const char *keys[] = {"k1", "k2", "k3", "k4", "k5"};
+    const char *vals[] = {"e", "d", "c", "b", "a"};
+    for (int i = 0; i < 5; i++) put_ok(c, keys[i], vals[i]);
+    put_ok(c, "k2", "dd"); /* k2: version 2, newest mod */
+    put_ok(c, "other", "x");
+    struct keel_result res;
+    struct keel_range_args g = {.key = B("k"), .range_end = B("l")};
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.count, 5);
+    cr_assert_eq(res.u.range.kvs_len, 5);
+    cr_assert(kv_is(&res.u.range.kvs[4], "k5", "a"));
+    g.limit = 2;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 2);
+    cr_assert(res.u.range.more);
+    cr_assert_eq(res.u.range.count, 5);
+    g.limit = 0;
+    g.keys_only = true;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs[0].value_len, 0);
+    g.keys_only = false;
+    g.count_only = true;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 0);
+    cr_assert_eq(res.u.range.count, 5);
+    g.count_only = false;
+    g.sort_order = KEEL_SORT_DESCEND;
+    g.sort_target = KEEL_SORT_VALUE;
+    g.serializable = true;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert(kv_is(&res.u.range.kvs[0], "k1", "e"));
+    cr_assert(kv_is(&res.u.range.kvs[4], "k5", "a"));
+    g.sort_target = KEEL_SORT_MOD;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert(kv_is(&res.u.range.kvs[0], "k2", "dd"));
+    i64 k2_mod = res.u.range.kvs[0].mod_revision;
+    i64 k1_create = res.u.range.kvs[4].create_revision;
+    g.sort_order = KEEL_SORT_NONE;
+    g.sort_target = KEEL_SORT_KEY;
+    g.min_mod_revision = k2_mod;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 1);
+    g.min_mod_revision = 0;
+    g.max_mod_revision = k2_mod - 1;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 4);
+    g.max_mod_revision = 0;
+    g.min_create_revision = k1_create + 1;
+    g.max_create_revision = k1_create + 2;
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 2);
+    struct keel_range_args all = {.key = {"\0", 1}, .range_end = {"\0", 1}};
+    cr_assert_eq(keel_get(c, &all, &res), 0);
+    cr_assert_eq(res.u.range.kvs_len, 6);
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, sync_errors)
+{
+    struct srv *s = srv_new(1);
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct keel_result res;
+    struct keel_range_args g = {.key = B("")};
+    cr_assert_eq(keel_get(c, &g, &res), KEEL_STATUS_KEY_EMPTY); /* refused locally */
+    char big[300];
+    memset(big, 'x', sizeof(big));
+    g.key = (struct keel_bytes){big, sizeof(big)};
+    cr_assert_eq(keel_get(c, &g, &res), KEEL_STATUS_KEY_TOO_LARGE);
+    struct keel_put_args p = {.key = B("v"), .value = {big, 70000}};
+    char *huge = calloc(1, 70000);
+    p.value.ptr = huge;
+    cr_assert_eq(keel_put(c, &p, &res), KEEL_STATUS_VALUE_TOO_LARGE);
+    free(huge);
+    g.key = B("b");
+    g.limit = -1; /* the encoder applies the decoder's rules: INVALID */
+    int rc = keel_get(c, &g, &res);
+    cr_assert_eq(rc, KEEL_STATUS_INVALID, "%s", keel_strerror(rc));
+    g.limit = 0;
+    put_ok(c, "a", "1");
+    g.range_end = B("");
+    g.revision = 1000;
+    cr_assert_eq(keel_get(c, &g, &res), KEEL_STATUS_FUTURE_REV);
+    cr_assert_eq((i64)res.error.detail, res.header.revision);
+    cr_assert_eq(res.error.message_len, strlen("future"));
+    cr_assert_eq(memcmp(res.error.message, "future", 6), 0);
+    cr_assert_eq(keel_get(NULL, &g, &res), KEEL_STATUS_ARG);
+    keel_close(c);
+    keel_client *c2 = NULL;
+    cr_assert_eq(keel_connect("nonsense", NULL, &c2), KEEL_STATUS_ARG);
+    cr_assert_eq(keel_connect("127.0.0.1:1", NULL, &c2), KEEL_STATUS_CONNECT);
+    cr_assert_null(c2);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, sync_txn_compact_status_map)
+{
+    struct srv *s = srv_new(1);
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    put_ok(c, "lock", "free");
+    struct keel_result res;
+    struct keel_compare cmp = {
+        .target = KEEL_CMP_VALUE, .result = KEEL_CMP_EQUAL, .key = B("lock"), .value = B("free")};
+    struct keel_op ok_ops[2] = {
+        {.kind = KEEL_OP_PUT, .u.put = {.key = B("lock"), .value = B("held")}},
+        {.kind = KEEL_OP_RANGE, .u.range = {.key = B("lock")}}};
+    struct keel_op fail_ops[1] = {{.kind = KEEL_OP_DELETE, .u.del = {.key = B("nothing")}}};
+    struct keel_txn_args t = {&cmp, 1, ok_ops, 2, fail_ops, 1};
+    cr_assert_eq(keel_txn(c, &t, &res), 0);
+    cr_assert(res.u.txn.succeeded);
+    cr_assert_eq(res.u.txn.replies_len, 2);
+    cr_assert_eq(res.u.txn.replies[0].kind, KEEL_OP_PUT);
+    cr_assert_eq(res.u.txn.replies[1].kind, KEEL_OP_RANGE);
+    cr_assert(kv_is(&res.u.txn.replies[1].u.range.kvs[0], "lock", "held"));
+    i64 rev = res.header.revision;
+    cr_assert_eq(keel_txn(c, &t, &res), 0); /* value is "held" now: failure branch */
+    cr_assert_not(res.u.txn.succeeded);
+    cr_assert_eq(res.u.txn.replies_len, 1);
+    cr_assert_eq(res.u.txn.replies[0].kind, KEEL_OP_DELETE);
+    cr_assert_eq(res.u.txn.replies[0].u.del.deleted, 0);
+    struct keel_compare ver = {
+        .target = KEEL_CMP_VERSION, .result = KEEL_CMP_GREATER, .key = B("lock"), .operand = 1};
+    t.compares = &ver;
+    cr_assert_eq(keel_txn(c, &t, &res), 0);
+    cr_assert(res.u.txn.succeeded);
+    struct keel_op dup[2] = {{.kind = KEEL_OP_PUT, .u.put = {.key = B("d"), .value = B("1")}},
+                             {.kind = KEEL_OP_PUT, .u.put = {.key = B("d"), .value = B("2")}}};
+    struct keel_txn_args td = {NULL, 0, dup, 2, NULL, 0};
+    cr_assert_eq(keel_txn(c, &td, &res), KEEL_STATUS_DUPLICATE_KEY);
+    struct keel_op many[17];
+    for (int i = 0; i < 17; i++)
+        many[i] = (struct keel_op){.kind = KEEL_OP_RANGE, .u.range = {.key = B("x")}};
+    struct keel_txn_args tm = {NULL, 0, many, 17, NULL, 0};
+    cr_assert_eq(keel_txn(c, &tm, &res), KEEL_STATUS_TOO_MANY_OPS); /* server said 16 */
+    struct keel_compact_args ca = {.shard = 0, .revision = rev, .physical = true};
+    cr_assert_eq(keel_compact(c, &ca, &res), 0);
+    struct keel_range_args g = {.key = B("lock"), .revision = rev - 1};
+    cr_assert_eq(keel_get(c, &g, &res), KEEL_STATUS_COMPACTED);
+    cr_assert_eq((i64)res.error.detail, rev);
+    cr_assert_eq(keel_compact(c, &ca, &res), KEEL_STATUS_COMPACTED);
+    ca.shard = 5;
+    cr_assert_eq(keel_compact(c, &ca, &res), KEEL_STATUS_INVALID);
+    cr_assert_eq(keel_status(c, &res), 0);
+    cr_assert_eq(res.u.status.shards_len, 1);
+    cr_assert_eq(res.u.status.shards[0].compact_revision, rev);
+    cr_assert_eq(res.u.status.shards[0].keys, 1);
+    cr_assert_eq(keel_shard_map(c, &res), 0);
+    cr_assert_eq(res.u.shard_map.version, SRV_MAP_VERSION);
+    cr_assert_eq(res.u.shard_map.shards_len, 1);
+    cr_assert_eq(res.u.shard_map.shards[0].leader_id, 42);
+    cr_assert_eq(res.u.shard_map.shards[0].start_key_len, 0);
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+/* ---- async API --------------------------------------------------------------------------- */
+
+#define ASYNC_N 5000
+
+struct async_rec {
+    u32 calls;
+    int status;
+    u64 id;
+    char value[24];
+    i64 revision;
+    u32 order; /* position among all callbacks */
+};
+
+static u32 callbacks_run;
+
+static void async_cb(void *ctx, uint64_t id, int status, const struct keel_result *res)
+{
+    struct async_rec *r = ctx;
+    r->calls++;
+    r->status = status;
+    r->order = ++callbacks_run;
+    cr_assert_eq(id, r->id ? r->id : id);
+    r->revision = res->header.revision;
+    if (status == 0 && res->opcode == 0x0011 && res->u.range.kvs_len == 1) {
+        size_t n = res->u.range.kvs[0].value_len;
+        cr_assert_lt(n, sizeof(r->value));
+        memcpy(r->value, res->u.range.kvs[0].value, n);
+        r->value[n] = 0;
+    }
+}
+
+/* Polls until nothing is pending or timeout_ms passes. */
+static void drain(keel_client *c, int timeout_ms)
+{
+    for (int waited = 0; keel_pending(c) > 0 && waited < timeout_ms; waited += 10) keel_poll(c, 10);
+}
+
+/* Submits n requests with submit(i) through backpressure: on FULL, poll and retry. */
+static void submit_all(keel_client *c, int n, int (*submit)(keel_client *, int, void *), void *arg)
+{
+    for (int i = 0; i < n; i++) {
+        int rc;
+        while ((rc = submit(c, i, arg)) == KEEL_STATUS_FULL) keel_poll(c, 10);
+        cr_assert_eq(rc, 0, "submit %d: %s", i, keel_strerror(rc));
+    }
+}
+
+struct async_set {
+    struct async_rec *recs;
+    char (*keys)[16];
+    char (*vals)[24];
+};
+
+static int submit_put_i(keel_client *c, int i, void *arg)
+{
+    struct async_set *a = arg;
+    struct keel_put_args p = {.key = B(a->keys[i]), .value = B(a->vals[i])};
+    uint64_t id;
+    int rc = keel_submit_put(c, &p, async_cb, &a->recs[i], &id);
+    if (rc == 0) a->recs[i].id = id;
+    return rc;
+}
+
+static int submit_get_i(keel_client *c, int i, void *arg)
+{
+    struct async_set *a = arg;
+    struct keel_range_args g = {.key = B(a->keys[i])};
+    uint64_t id;
+    int rc = keel_submit_get(c, &g, async_cb, &a->recs[i], &id);
+    if (rc == 0) a->recs[i].id = id;
+    return rc;
+}
+
+Test(client, async_pipelined_out_of_order)
+{
+    u64 seed = seed_get();
+    struct srv *s = srv_new(1);
+    s->delay_every = 3;
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct async_set a = {calloc(ASYNC_N, sizeof(struct async_rec)),
+                          calloc(ASYNC_N, sizeof(*a.keys)), calloc(ASYNC_N, sizeof(*a.vals))};
+    for (int i = 0; i < ASYNC_N; i++) {
+        snprintf(a.keys[i], sizeof(a.keys[i]), "key%05d", i);
+        snprintf(a.vals[i], sizeof(a.vals[i]), "v%llu", (unsigned long long)rng_next(&seed));
+    }
+    submit_all(c, ASYNC_N, submit_put_i, &a);
+    drain(c, 20000);
+    cr_assert_eq(keel_pending(c), 0);
+    int out_of_order = 0;
+    for (int i = 0; i < ASYNC_N; i++) {
+        cr_assert_eq(a.recs[i].calls, 1, "put %d called %u times", i, a.recs[i].calls);
+        cr_assert_eq(a.recs[i].status, 0);
+        cr_assert_gt(a.recs[i].revision, 1);
+        out_of_order += i > 0 && a.recs[i].order < a.recs[i - 1].order;
+    }
+    cr_assert_gt(out_of_order, 0, "the server held replies back: callbacks out of order");
+    memset(a.recs, 0, ASYNC_N * sizeof(struct async_rec));
+    submit_all(c, ASYNC_N, submit_get_i, &a);
+    drain(c, 20000);
+    for (int i = 0; i < ASYNC_N; i++) {
+        cr_assert_eq(a.recs[i].calls, 1);
+        cr_assert_str_eq(a.recs[i].value, a.vals[i], "get %d got another request's value", i);
+    }
+    free(a.recs);
+    free(a.keys);
+    free(a.vals);
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+static void count_cb(void *ctx, uint64_t id, int status, const struct keel_result *res)
+{
+    (void)id;
+    (void)res;
+    struct async_rec *r = ctx;
+    r->calls++;
+    r->status = status;
+}
+
+Test(client, backpressure_and_connection_loss)
+{
+    struct srv *s = srv_new(1);
+    s->never_answer = true;
+    srv_start(s);
+    struct keel_options o;
+    keel_options_default(&o);
+    o.in_flight_max = 64;
+    o.timeout_ms = 200;
+    keel_client *c = connect_to(s, &o);
+    struct async_rec recs[64] = {0};
+    struct keel_range_args g = {.key = B("a")};
+    for (int i = 0; i < 64; i++) cr_assert_eq(keel_submit_get(c, &g, count_cb, &recs[i], NULL), 0);
+    struct async_rec extra = {0};
+    cr_assert_eq(keel_submit_get(c, &g, count_cb, &extra, NULL), KEEL_STATUS_FULL);
+    cr_assert_eq(keel_pending(c), 64);
+    for (int i = 0; i < 20; i++) keel_poll(c, 5);
+    cr_assert_eq(keel_pending(c), 64);
+    cr_assert_eq(atomic_load(&s->requests[0]), 64);
+    srv_stop(s); /* closes the server's side: every pending request fails, once */
+    drain(c, 5000);
+    cr_assert_eq(keel_pending(c), 0);
+    for (int i = 0; i < 64; i++) {
+        cr_assert_eq(recs[i].calls, 1);
+        cr_assert_eq(recs[i].status, KEEL_STATUS_CLOSED);
+    }
+    cr_assert_eq(extra.calls, 0);
+    struct keel_result res;
+    cr_assert_eq(keel_get(c, &g, &res), KEEL_STATUS_CLOSED);
+    cr_assert_lt(keel_poll(c, 0), 0);
+    keel_close(c);
+    srv_free(s);
+}
+
+Test(client, sync_timeout_when_never_answered)
+{
+    struct srv *s = srv_new(1);
+    s->never_answer = true;
+    srv_start(s);
+    struct keel_options o;
+    keel_options_default(&o);
+    o.timeout_ms = 150;
+    keel_client *c = connect_to(s, &o);
+    struct keel_result res;
+    struct keel_put_args p = {.key = B("a"), .value = B("1")};
+    cr_assert_eq(keel_put(c, &p, &res), KEEL_STATUS_TIMEOUT);
+    cr_assert_eq(keel_pending(c), 1); /* still outstanding; a late reply would be dropped */
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, close_mid_frame)
+{
+    struct srv *s = srv_new(1);
+    s->close_mid_after = 10;
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct async_rec recs[30] = {0};
+    struct keel_put_args p = {.key = B("a"), .value = B("1")};
+    for (int i = 0; i < 30; i++) cr_assert_eq(keel_submit_put(c, &p, count_cb, &recs[i], NULL), 0);
+    drain(c, 5000);
+    cr_assert_eq(keel_pending(c), 0);
+    int ok = 0, closed = 0;
+    for (int i = 0; i < 30; i++) {
+        cr_assert_eq(recs[i].calls, 1);
+        ok += recs[i].status == 0;
+        closed += recs[i].status == KEEL_STATUS_CLOSED;
+    }
+    cr_assert_eq(ok, 10);
+    cr_assert_eq(closed, 20);
+    struct keel_result res;
+    cr_assert_eq(keel_put(c, &p, &res), KEEL_STATUS_CLOSED);
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, goaway_fails_pending_as_not_executed)
+{
+    struct srv *s = srv_new(1);
+    s->goaway_after = 5;
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct async_rec recs[12] = {0};
+    struct keel_put_args p = {.key = B("a"), .value = B("1")};
+    for (int i = 0; i < 12; i++) cr_assert_eq(keel_submit_put(c, &p, count_cb, &recs[i], NULL), 0);
+    drain(c, 5000);
+    int ok = 0, gone = 0;
+    for (int i = 0; i < 12; i++) {
+        cr_assert_eq(recs[i].calls, 1);
+        ok += recs[i].status == 0;
+        gone += recs[i].status == KEEL_STATUS_GOAWAY;
+    }
+    cr_assert_eq(ok, 5);
+    cr_assert_eq(gone, 7);
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, unknown_status)
+{
+    struct srv *s = srv_new(1);
+    s->unknown_status = 200;
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct keel_result res;
+    struct keel_put_args p = {.key = B("a"), .value = B("1")};
+    cr_assert_eq(keel_put(c, &p, &res), 200);
+    cr_assert_eq(res.error.detail, 9);
+    cr_assert_eq(res.error.message_len, strlen("from the future"));
+    cr_assert_str_eq(keel_strerror(200), "unknown status 200");
+    cr_assert_eq(keel_put(c, &p, &res), 200); /* the connection stays usable */
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, strerror_every_status)
+{
+    for (size_t i = 0; i < KEEL_ARRAY_LEN(codec_statuses); i++) {
+        int code = codec_statuses[i].code;
+        cr_assert_str_eq(keel_strerror(code), codec_statuses[i].message, "status %d", code);
+    }
+    const char *seen[16] = {0};
+    for (int code = -9; code <= -1; code++) {
+        const char *m = keel_strerror(code);
+        cr_assert(m != NULL && strncmp(m, "unknown", 7) != 0, "status %d", code);
+        for (int j = 0; j < 16; j++) cr_assert(seen[j] == NULL || strcmp(seen[j], m) != 0);
+        seen[-code] = m;
+    }
+    cr_assert_str_eq(keel_strerror(-100), "unknown status -100");
+    cr_assert_str_eq(keel_strerror(65535), "unknown status 65535");
+}
+
+Test(client, shard_routing)
+{
+    struct srv *s = srv_new(2);
+    srv_start(s);
+    struct keel_options o;
+    keel_options_default(&o);
+    o.shard_aware = true;
+    keel_client *c = connect_to(s, &o);
+    cr_assert_eq(keel_connection_count(c), 3);
+    put_ok(c, "apple", "1"); /* shard 0 */
+    put_ok(c, "zebra", "2"); /* shard 1 */
+    put_ok(c, "m", "3");     /* shard 1: the split key */
+    cr_assert_eq(atomic_load(&s->requests[1]), 1);
+    cr_assert_eq(atomic_load(&s->requests[2]), 2);
+    cr_assert_eq(atomic_load(&s->requests[0]), 1); /* the shard map */
+    struct keel_result res;
+    struct keel_range_args g = {.key = B("zebra")};
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.header.shard, 1);
+    struct keel_range_args all = {.key = {"\0", 1}, .range_end = {"\0", 1}};
+    cr_assert_eq(keel_get(c, &all, &res), 0); /* both shards: the router merges */
+    cr_assert_eq(res.header.shard, 65535);
+    cr_assert_eq(res.u.range.kvs_len, 3);
+    cr_assert(kv_is(&res.u.range.kvs[0], "apple", "1"));
+    cr_assert(kv_is(&res.u.range.kvs[2], "zebra", "2"));
+    cr_assert_eq(atomic_load(&s->requests[0]), 2);
+    struct keel_range_args in0 = {.key = B("a"), .range_end = B("b")};
+    cr_assert_eq(keel_get(c, &in0, &res), 0);
+    cr_assert_eq(res.header.shard, 0);
+    cr_assert_eq(atomic_load(&s->requests[1]), 2);
+    struct keel_compact_args ca = {.shard = 1, .revision = 2};
+    cr_assert_eq(keel_compact(c, &ca, &res), 0);
+    cr_assert_eq(atomic_load(&s->requests[2]), 4);
+    struct keel_delete_args d = {.key = B("a"), .range_end = {"\0", 1}};
+    cr_assert_eq(keel_delete(c, &d, &res), KEEL_STATUS_CROSS_SHARD);
+    cr_assert_eq(keel_status(c, &res), 0);
+    cr_assert_eq(res.u.status.shards_len, 2);
+    keel_close(c);
+    /* A client that is not shard-aware sends everything to the router port. */
+    keel_client *plain = connect_to(s, NULL);
+    cr_assert_eq(keel_connection_count(plain), 1);
+    put_ok(plain, "zebra", "4");
+    cr_assert_eq(atomic_load(&s->requests[2]), 4);
+    keel_close(plain);
+    srv_stop(s);
+    srv_free(s);
+}
