@@ -57,6 +57,7 @@ struct srv {
     u16 unknown_status;  /* nonzero: every non-HELLO reply gets this status */
     bool never_answer;   /* non-HELLO requests get no reply */
     u32 goaway_after;    /* after this many replies on a conn, GOAWAY SHUTTING_DOWN */
+    bool wrong_id;       /* non-HELLO replies carry an id the client never sent */
     atomic_uint requests[1 + SRV_SHARDS_MAX]; /* non-HELLO requests per port */
 };
 
@@ -474,6 +475,7 @@ static bool srv_frame(struct srv *s, struct srv_conn *k, const struct codec_fram
         atomic_fetch_add(&s->requests[k->port_index], 1);
         return true;
     }
+    if (s->wrong_id && f->opcode != CODEC_OP_HELLO) r.head.request_id ^= UINT64_C(0xABC) << 40;
     if (rc != 0)
         reply_error(&r, rc, 0, "bad request");
     else
@@ -1164,6 +1166,76 @@ Test(client, shard_routing)
     put_ok(plain, "zebra", "4");
     cr_assert_eq(atomic_load(&s->requests[2]), 4);
     keel_close(plain);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, reply_with_unknown_id_closes)
+{
+    struct srv *s = srv_new(1);
+    s->wrong_id = true;
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct async_rec recs[3] = {0};
+    struct keel_range_args g = {.key = B("a")};
+    for (int i = 0; i < 3; i++) cr_assert_eq(keel_submit_get(c, &g, count_cb, &recs[i], NULL), 0);
+    drain(c, 5000);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(recs[i].calls, 1);
+        cr_assert_eq(recs[i].status, KEEL_STATUS_CLOSED); /* the stream cannot be trusted */
+    }
+    cr_assert_eq(keel_connection_count(c), 0);
+    keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+static void result_cb(void *ctx, uint64_t id, int status, const struct keel_result *res)
+{
+    (void)id;
+    struct async_rec *r = ctx;
+    r->calls++;
+    r->status = status;
+    r->revision = res->header.revision;
+    if (res->opcode == 0x0013) r->order = (u32)res->u.txn.replies_len;
+    if (res->opcode == 0x0020) r->order = (u32)res->u.status.shards_len;
+    if (res->opcode == 0x0021) r->order = (u32)res->u.shard_map.shards_len;
+    if (res->opcode == 0x0012) r->order = (u32)res->u.del.deleted;
+}
+
+Test(client, async_every_submit)
+{
+    struct srv *s = srv_new(1);
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct async_rec r[7] = {0};
+    struct keel_put_args p = {.key = B("a"), .value = B("1")};
+    cr_assert_eq(keel_submit_put(c, &p, result_cb, &r[0], NULL), 0);
+    drain(c, 5000);
+    struct keel_op op = {.kind = KEEL_OP_RANGE, .u.range = {.key = B("a")}};
+    struct keel_txn_args t = {NULL, 0, &op, 1, NULL, 0};
+    struct keel_range_args g = {.key = B("a")};
+    struct keel_compact_args ca = {.shard = 0, .revision = 2};
+    cr_assert_eq(keel_submit_get(c, &g, result_cb, &r[1], NULL), 0);
+    cr_assert_eq(keel_submit_txn(c, &t, result_cb, &r[2], NULL), 0);
+    cr_assert_eq(keel_submit_status(c, result_cb, &r[3], NULL), 0);
+    cr_assert_eq(keel_submit_shard_map(c, result_cb, &r[4], NULL), 0);
+    cr_assert_eq(keel_submit_compact(c, &ca, result_cb, &r[5], NULL), 0);
+    drain(c, 5000);
+    struct keel_delete_args d = {.key = B("a")};
+    cr_assert_eq(keel_submit_delete(c, &d, result_cb, &r[6], NULL), 0);
+    drain(c, 5000);
+    for (int i = 0; i < 7; i++) {
+        cr_assert_eq(r[i].calls, 1, "request %d", i);
+        cr_assert_eq(r[i].status, 0, "request %d: %s", i, keel_strerror(r[i].status));
+    }
+    cr_assert_eq(r[0].revision, 2);
+    cr_assert_eq(r[2].order, 1);
+    cr_assert_eq(r[3].order, 1);
+    cr_assert_eq(r[4].order, 1);
+    cr_assert_eq(r[6].order, 1);
+    cr_assert_eq(keel_submit_put(NULL, &p, result_cb, NULL, NULL), KEEL_STATUS_ARG);
+    keel_close(c);
     srv_stop(s);
     srv_free(s);
 }
