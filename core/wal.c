@@ -29,13 +29,14 @@ int wal_poison(struct wal *w, int err)
 
 int wal_zero_range(struct wal *w, int fd, u64 from, u64 to)
 {
-    ASSERT(w->run_count == 0 && w->batch_len == 0);
+    u8 *zeros = w->batches[w->open].buf;
+    ASSERT(!w->in_flight && w->batches[w->open].len == 0);
     ASSERT(from <= to && to <= w->config.segment_size_bytes);
-    memset(w->batch, 0, w->config.batch_bytes_max);
+    memset(zeros, 0, w->config.batch_bytes_max);
     /* Bounded: segment_size / batch_bytes_max writes at most. */
     for (u64 at = from; at < to;) {
         u64 n = KEEL_MIN(to - at, (u64)w->config.batch_bytes_max);
-        int rc = w->disk->ops->pwrite(w->disk, fd, w->batch, n, at);
+        int rc = w->disk->ops->pwrite(w->disk, fd, zeros, n, at);
         if (rc != 0) return rc;
         at += n;
     }
@@ -103,7 +104,7 @@ int wal_intent_clear(struct wal *w)
 /* Redoes the zeroing of a valid intent; a torn one is dropped. */
 int wal_intent_redo(struct wal *w)
 {
-    ASSERT(w != NULL && w->batch_len == 0);
+    ASSERT(w != NULL && w->batches[w->open].len == 0);
     char path[DISK_PATH_SIZE_MAX];
     u8 rec[WAL_INTENT_SIZE] = {0};
     size_t got = 0;
@@ -221,9 +222,9 @@ static void wal_free(struct wal *w)
         w->segments[i].fd = -1;
     }
     free(w->segments);
-    free(w->batch);
+    free(w->batches[0].buf); /* one block holds both buffers */
     w->segments = NULL;
-    w->batch = NULL;
+    w->batches[0].buf = w->batches[1].buf = NULL;
 }
 
 int wal_open(struct wal *w, struct disk *disk, const char *dir, const struct wal_config *config)
@@ -239,9 +240,11 @@ int wal_open(struct wal *w, struct disk *disk, const char *dir, const struct wal
     if (strlen(dir) + 1 + WAL_SEGMENT_NAME_SIZE + 4 >= DISK_PATH_SIZE_MAX) return KEEL_EINVALID;
     memcpy(w->dir, dir, strlen(dir) + 1);
     w->segments = calloc(w->config.segments_max, sizeof(*w->segments));
-    w->batch = malloc(w->config.batch_bytes_max);
+    u8 *buffers = malloc(2 * (size_t)w->config.batch_bytes_max);
+    w->batches[0].buf = buffers;
+    w->batches[1].buf = buffers == NULL ? NULL : buffers + w->config.batch_bytes_max;
     u8 *scan = malloc(w->config.segment_size_bytes);
-    rc = (w->segments == NULL || w->batch == NULL || scan == NULL) ? KEEL_ENOMEM : 0;
+    rc = (w->segments == NULL || buffers == NULL || scan == NULL) ? KEEL_ENOMEM : 0;
     if (rc == 0) rc = wal_intent_redo(w);
     if (rc == 0) rc = disk->ops->list(disk, dir, wal_list_one, w);
     if (rc == 0) rc = w->segment_count == 0 ? wal_create_first(w) : wal_recover(w, scan);
@@ -282,11 +285,12 @@ u64 wal_durable_index(const struct wal *w)
     return w->durable_index;
 }
 
-/* Starts the batch's next run: in the tail segment, or in a new segment
- * (added to the table now, created on disk by the flush) after its header. */
-static void wal_batch_run_start(struct wal *w, bool roll)
+/* Starts batch b's next run: in the tail segment, or in a new segment
+ * (added to the table now, created on disk by wal_flush_begin) after its
+ * header. */
+static void wal_batch_run_start(struct wal *w, struct wal_batch *b, bool roll)
 {
-    ASSERT(w->run_count < KEEL_ARRAY_LEN(w->runs));
+    ASSERT(b->run_count < KEEL_ARRAY_LEN(b->runs));
     ASSERT_IMPLIES(roll, w->segment_count < w->config.segments_max);
     if (roll) {
         struct wal_segment *prev = &w->segments[w->segment_count - 1];
@@ -294,14 +298,14 @@ static void wal_batch_run_start(struct wal *w, bool roll)
         *s = (struct wal_segment){.seq = prev->seq + 1, .first_index = w->last_index + 1};
         s->fd = -1;
         struct wal_segment_header h = {s->seq, s->first_index, w->config.segment_size_bytes};
-        wal_segment_header_encode(w->batch + w->batch_len, &h);
+        wal_segment_header_encode(b->buf + b->len, &h);
         w->tail_offset = 0;
     }
-    struct wal_run *r = &w->runs[w->run_count++];
-    *r = (struct wal_run){w->segment_count - 1, w->batch_len, w->tail_offset, 0};
+    struct wal_run *r = &b->runs[b->run_count++];
+    *r = (struct wal_run){w->segment_count - 1, b->len, w->tail_offset, 0};
     if (roll) {
         r->len = WAL_SEGMENT_HEADER_SIZE;
-        w->batch_len += WAL_SEGMENT_HEADER_SIZE;
+        b->len += WAL_SEGMENT_HEADER_SIZE;
         w->tail_offset = WAL_SEGMENT_HEADER_SIZE;
     }
     ASSERT(w->tail_offset % WAL_RECORD_ALIGN == 0);
@@ -314,24 +318,26 @@ int wal_append(struct wal *w, u16 type, struct span payload, u64 *index)
     if (w->failed != 0) return w->failed;
     if (type == 0) return KEEL_EINVALID;
     if (payload.len > w->config.payload_size_max) return KEEL_EVALUE_TOO_LARGE;
+    struct wal_batch *b = &w->batches[w->open];
     u64 size = wal_record_size(payload.len);
     bool roll = w->tail_offset + size > w->config.segment_size_bytes;
     u64 need = size + (roll ? WAL_SEGMENT_HEADER_SIZE : 0);
-    if (w->batch_len + need > w->config.batch_bytes_max) return KEEL_ENOMEM;
+    if (b->len + need > w->config.batch_bytes_max) return KEEL_ENOMEM;
     if (roll && w->segment_count == w->config.segments_max) return KEEL_ENOMEM;
-    bool first = w->run_count == 0;
-    if (first || roll) wal_batch_run_start(w, roll);
+    bool first = b->run_count == 0;
+    if (first || roll) wal_batch_run_start(w, b, roll);
     struct wal_record_header h = {
         .payload_len = (u32)payload.len,
         .type = type,
         .flags = first ? WAL_FLAG_BATCH_START : 0,
         .index = w->last_index + 1,
     };
-    u64 written = wal_record_encode(w->batch + w->batch_len, &h, payload);
+    u64 written = wal_record_encode(b->buf + b->len, &h, payload);
     ASSERT(written == size);
-    w->batch_last_offset = w->batch_len;
-    w->batch_len += (u32)size;
-    w->runs[w->run_count - 1].len += size;
+    b->last_offset = b->len;
+    b->len += (u32)size;
+    b->runs[b->run_count - 1].len += size;
+    b->last_index = h.index;
     w->tail_offset += size;
     w->last_index = h.index;
     *index = h.index;
@@ -339,11 +345,11 @@ int wal_append(struct wal *w, u16 type, struct span payload, u64 *index)
     return 0;
 }
 
-/* Sets BATCH_END on the batch's last record and recomputes its checksum. */
-static void wal_batch_mark_end(struct wal *w)
+/* Sets BATCH_END on b's last record and recomputes its checksum. */
+static void wal_batch_mark_end(const struct wal *w, struct wal_batch *b)
 {
-    ASSERT(w->run_count > 0);
-    u8 *rec = w->batch + w->batch_last_offset;
+    ASSERT(b->run_count > 0);
+    u8 *rec = b->buf + b->last_offset;
     u32 len = load_u32_le(rec);
     store_u16_le(rec + 6, (u16)(load_u16_le(rec + 6) | WAL_FLAG_BATCH_END));
     u64 body = WAL_RECORD_HEADER_SIZE + len;
@@ -352,51 +358,116 @@ static void wal_batch_mark_end(struct wal *w)
     ASSERT(wal_record_check(rec, wal_record_size(len), w->config.payload_size_max, &h) != 0);
 }
 
-/* One pwrite per run (a new segment is created first), then one fdatasync
- * per run, then the directory when a segment was created. */
-static int wal_flush_runs(struct wal *w)
+/* Creates the segments b's runs write to that do not exist yet (at most
+ * one: the segment b rolled over to), then syncs the directory, so the new
+ * segment's name is durable before any record in it counts. */
+static int wal_batch_create_segments(struct wal *w, const struct wal_batch *b)
 {
-    ASSERT(w->run_count >= 1 && w->run_count <= 2);
+    ASSERT(b->run_count >= 1 && b->run_count <= 2);
     bool created = false;
-    for (u32 i = 0; i < w->run_count; i++) {
-        struct wal_run *r = &w->runs[i];
-        struct wal_segment *s = &w->segments[r->segment];
-        int rc = 0;
-        if (s->fd < 0) {
-            rc = wal_segment_create(w, s);
-            created = true;
-        }
-        if (rc == 0)
-            rc = w->disk->ops->pwrite(w->disk, s->fd, w->batch + r->batch_offset, r->len,
-                                      r->file_offset);
+    for (u32 i = 0; i < b->run_count; i++) {
+        struct wal_segment *s = &w->segments[b->runs[i].segment];
+        if (s->fd >= 0) continue;
+        int rc = wal_segment_create(w, s);
         if (rc != 0) return rc;
+        created = true;
     }
-    for (u32 i = 0; i < w->run_count; i++) {
-        int rc = w->disk->ops->fdatasync(w->disk, w->segments[w->runs[i].segment].fd);
-        if (rc != 0) return rc;
-    }
+    ASSERT(w->segments[b->runs[b->run_count - 1].segment].fd >= 0);
     return created ? w->disk->ops->sync_dir(w->disk, w->dir) : 0;
+}
+
+int wal_flush_begin(struct wal *w, struct wal_flush_io *io)
+{
+    ASSERT(w != NULL && io != NULL);
+    ASSERT(!w->in_flight); /* one flush at a time */
+    memset(io, 0, sizeof(*io));
+    io->durable_index = w->durable_index;
+    if (w->failed != 0) return w->failed;
+    ASSERT(wal_check(w));
+    struct wal_batch *b = &w->batches[w->open];
+    if (b->run_count == 0) return 0;
+    wal_batch_mark_end(w, b);
+    int rc = wal_batch_create_segments(w, b);
+    if (rc != 0) return wal_poison(w, rc);
+    for (u32 i = 0; i < b->run_count; i++) {
+        const struct wal_run *r = &b->runs[i];
+        int fd = w->segments[r->segment].fd;
+        ASSERT(fd >= 0 && r->len > 0 && r->len <= b->len);
+        io->writes[i] =
+            (struct wal_flush_write){fd, b->buf + r->batch_offset, (u32)r->len, r->file_offset};
+        io->syncs[i].fd = fd;
+    }
+    io->write_count = io->sync_count = b->run_count;
+    io->durable_index = b->last_index;
+    w->in_flight = true;
+    w->open ^= 1;
+    ASSERT(w->batches[w->open].run_count == 0 && w->batches[w->open].len == 0);
+    return 0;
+}
+
+/* Closes the handles of segments before the first one the open batch
+ * writes to (or before the tail): no flush will write them again. */
+static void wal_close_old_segments(struct wal *w)
+{
+    const struct wal_batch *b = &w->batches[w->open];
+    u32 keep = b->run_count > 0 ? b->runs[0].segment : w->segment_count - 1;
+    ASSERT(keep < w->segment_count);
+    for (u32 i = 0; i < keep; i++) {
+        if (w->segments[i].fd < 0) continue;
+        w->disk->ops->close(w->disk, w->segments[i].fd);
+        w->segments[i].fd = -1;
+    }
+}
+
+int wal_flush_end(struct wal *w, int res)
+{
+    ASSERT(w != NULL);
+    ASSERT(w->in_flight);
+    ASSERT(res <= 0);
+    struct wal_batch *b = &w->batches[w->open ^ 1];
+    ASSERT(b->run_count > 0 && b->last_index > w->durable_index);
+    w->in_flight = false;
+    if (res != 0) return wal_poison(w, res);
+    if (w->failed != 0) return w->failed; /* poisoned meanwhile (wal_drop_prefix) */
+    w->durable_index = b->last_index;
+    b->len = 0;
+    b->run_count = 0;
+    wal_close_old_segments(w);
+    ASSERT(wal_check(w));
+    return 0;
+}
+
+bool wal_flush_in_flight(const struct wal *w)
+{
+    ASSERT(w != NULL);
+    return w->in_flight;
+}
+
+/* Does io through the disk seam: the writes, then the syncs. */
+static int wal_flush_io_run(struct disk *disk, const struct wal_flush_io *io)
+{
+    ASSERT(io->write_count >= 1 && io->write_count <= WAL_FLUSH_OPS_MAX);
+    ASSERT(io->sync_count == io->write_count);
+    for (u32 i = 0; i < io->write_count; i++) {
+        const struct wal_flush_write *wr = &io->writes[i];
+        int rc = disk->ops->pwrite(disk, wr->fd, wr->buf, wr->len, wr->offset_bytes);
+        if (rc != 0) return rc;
+    }
+    for (u32 i = 0; i < io->sync_count; i++) {
+        int rc = disk->ops->fdatasync(disk, io->syncs[i].fd);
+        if (rc != 0) return rc;
+    }
+    return 0;
 }
 
 int wal_flush(struct wal *w, u64 *durable_index)
 {
     ASSERT(w != NULL && durable_index != NULL);
-    ASSERT(w->failed != 0 || wal_check(w));
-    if (w->failed != 0) return w->failed;
-    if (w->run_count > 0) {
-        wal_batch_mark_end(w);
-        int rc = wal_flush_runs(w);
-        if (rc != 0) return wal_poison(w, rc);
-        /* Only the tail segment stays open. */
-        for (u32 i = 0; i + 1 < w->segment_count; i++) {
-            if (w->segments[i].fd < 0) continue;
-            w->disk->ops->close(w->disk, w->segments[i].fd);
-            w->segments[i].fd = -1;
-        }
-        w->durable_index = w->last_index;
-        w->run_count = 0;
-        w->batch_len = 0;
-    }
+    ASSERT(!w->in_flight);
+    struct wal_flush_io io;
+    int rc = wal_flush_begin(w, &io);
+    if (rc == 0 && io.write_count > 0) rc = wal_flush_end(w, wal_flush_io_run(w->disk, &io));
+    if (rc != 0) return rc;
     *durable_index = w->durable_index;
     ASSERT(w->durable_index == w->last_index);
     return 0;
@@ -449,7 +520,7 @@ int wal_truncate_suffix(struct wal *w, u64 from_index)
     ASSERT(w != NULL);
     ASSERT(w->failed != 0 || wal_check(w));
     if (w->failed != 0) return w->failed;
-    if (w->run_count != 0) return KEEL_EINVALID;
+    if (w->in_flight || w->batches[w->open].run_count != 0) return KEEL_EINVALID;
     if (from_index < wal_first_index(w) || from_index > w->last_index + 1) return KEEL_EINVALID;
     if (from_index == w->last_index + 1) return 0;
     u32 k = wal_segment_of(w, from_index);
@@ -501,9 +572,12 @@ int wal_drop_prefix(struct wal *w, u64 upto_index)
     if (drop == 0) return 0;
     memmove(w->segments, w->segments + drop, (w->segment_count - drop) * sizeof(*w->segments));
     w->segment_count -= drop;
-    for (u32 i = 0; i < w->run_count; i++) {
-        ASSERT(w->runs[i].segment >= drop);
-        w->runs[i].segment -= drop;
+    for (u32 k = 0; k < KEEL_ARRAY_LEN(w->batches); k++) {
+        struct wal_batch *b = &w->batches[k];
+        for (u32 i = 0; i < b->run_count; i++) {
+            ASSERT(b->runs[i].segment >= drop); /* a batch's segments hold non-durable records */
+            b->runs[i].segment -= drop;
+        }
     }
     int rc = w->disk->ops->sync_dir(w->disk, w->dir);
     if (rc != 0) return wal_poison(w, rc);
@@ -598,7 +672,20 @@ bool wal_check(const struct wal *w)
     if (w->tail_offset % WAL_RECORD_ALIGN != 0) return false;
     if (w->tail_offset < WAL_SEGMENT_HEADER_SIZE || w->tail_offset > c->segment_size_bytes)
         return false;
-    if (w->run_count > 2 || w->batch_len > c->batch_bytes_max) return false;
-    if ((w->run_count == 0) != (w->batch_len == 0)) return false;
-    return (w->run_count == 0) == (w->durable_index == w->last_index);
+    for (u32 k = 0; k < KEEL_ARRAY_LEN(w->batches); k++) {
+        const struct wal_batch *b = &w->batches[k];
+        if (b->run_count > 2 || b->len > c->batch_bytes_max) return false;
+        if ((b->run_count == 0) != (b->len == 0)) return false;
+        for (u32 i = 0; i < b->run_count; i++)
+            if (b->runs[i].segment >= w->segment_count) return false;
+    }
+    const struct wal_batch *open = &w->batches[w->open];
+    const struct wal_batch *flushing = &w->batches[w->open ^ 1];
+    if (w->in_flight != (flushing->run_count > 0)) return false;
+    if (w->in_flight && flushing->last_index <= w->durable_index) return false;
+    /* The open batch holds the newest records, the flushing one those before. */
+    u64 before_open = w->in_flight ? flushing->last_index : w->durable_index;
+    if (open->run_count > 0)
+        return open->last_index == w->last_index && before_open < w->last_index;
+    return before_open == w->last_index;
 }

@@ -5,32 +5,48 @@
  *
  * Contract:
  *  - Owns: the segment files of one directory (named by wal_format.h), the
- *    file handles of the tail segment, and two blocks allocated at wal_open
- *    and freed at wal_close (the batch and the segment table), plus a
- *    segment-sized scan buffer that wal_open frees before it returns.
+ *    file handles of the tail segments, and two blocks allocated at wal_open
+ *    and freed at wal_close (the two batch buffers, and the segment table),
+ *    plus a segment-sized scan buffer that wal_open frees before it returns.
  *    Nothing is allocated after wal_open.
  *  - Single-threaded: the shard's thread calls everything.
  *  - Indexes: records carry index first_index, first_index + 1, ... with no
  *    gap across segments. wal_last_index() is the index of the last appended
  *    record (pending ones included); wal_durable_index() that of the last
  *    record whose fdatasync completed. first - 1 when there are none.
- *  - Group commit: wal_append copies a record into the in-memory batch and
- *    returns its index at once; nothing reaches the disk until wal_flush,
- *    which writes the whole batch with one pwrite per segment it touches (at
+ *  - Group commit: wal_append copies a record into the open batch and
+ *    returns its index at once; nothing reaches the disk until a flush,
+ *    which writes the whole batch with one write per segment it touches (at
  *    most two, since config requires batch_bytes_max + header <= segment
  *    size) and then one fdatasync per segment touched. A record may be
  *    acknowledged only once wal_durable_index() >= its index.
+ *  - Asynchronous flush: wal_flush_begin seals the open batch and returns
+ *    the I/O to do (struct wal_flush_io) without doing it; the caller issues
+ *    it (the shard through io_uring: write[i] linked to sync[i]) and reports
+ *    the outcome with wal_flush_end. At most one flush is in flight
+ *    (ASSERTed; wal_flush_in_flight tells). Meanwhile wal_append fills the
+ *    other of two batch buffers (double buffering), so the shard keeps
+ *    taking writes during the fdatasync; that batch's file offsets follow
+ *    the in-flight one's, rolling to a new segment if needed. The buffers
+ *    and file handles named by the io stay valid until wal_flush_end.
+ *    wal_flush does begin, the I/O through the disk seam, and end.
+ *  - Synchronous I/O that stays inside the WAL: creating a segment that a
+ *    batch rolled over to (open, preallocate, sync the directory) happens
+ *    in wal_flush_begin, once per segment_size_bytes of log; open,
+ *    truncation, prefix drop and iteration are synchronous throughout.
  *  - Errors: functions return 0, a positive enum keel_err, or a negative
  *    errno from the disk. KEEL_ENOMEM from wal_append means "the batch (or
  *    the segment table) is full: flush first"; KEEL_EVALUE_TOO_LARGE a
  *    payload over payload_size_max; KEEL_EINVALID a bad argument or config;
  *    KEEL_ECORRUPT a checksum or index failure that is not a torn tail.
- *  - A failed disk write or fdatasync poisons the WAL: the kernel may have
- *    dropped the dirty pages, so no later success could prove them durable
- *    (PostgreSQL's fsyncgate). Every later call returns the same error;
- *    the shard must close and reopen (recovery decides what survived).
- *  - Recovery (wal_open): segments are read in order and records validated
- *    one by one. At the first invalid record the rest of the log is scanned
+ *  - A failed disk write or fdatasync (or wal_flush_end with res != 0)
+ *    poisons the WAL: the kernel may have dropped the dirty pages, so no
+ *    later success could prove them durable (PostgreSQL's fsyncgate). Every
+ *    later call returns the same error; the shard must close and reopen
+ *    (recovery decides what survived).
+ *  - Recovery (wal_open): segments are read in order (and fdatasynced: what
+ *    recovery finds counts as durable) and records validated one by one. At
+ *    the first invalid record the rest of the log is scanned
  *    at 8-byte alignment for valid records: none, or only records that may
  *    belong to the same (last, unsynced) flush, make it a torn tail, which is
  *    cut — the rest of that segment is zeroed, later segments unlinked — and
@@ -68,11 +84,22 @@ struct wal_segment {
     int fd; /* -1 unless this is one of the (at most two) open tail segments */
 };
 
-struct wal_run {      /* one pwrite of a flush: batch bytes to one segment */
+struct wal_run {      /* one write of a flush: batch bytes to one segment */
     u32 segment;      /* position in the segment table */
     u32 batch_offset; /* where the run's bytes start in the batch */
     u64 file_offset;
     u64 len;
+};
+
+/* One of the two batch buffers: records encoded back to back, with a
+ * segment header before the records of a segment it rolled over to. */
+struct wal_batch {
+    u8 *buf; /* [batch_bytes_max] */
+    u32 len;
+    u32 run_count;   /* 0 when the batch is empty */
+    u32 last_offset; /* of the last record, flagged BATCH_END when sealed */
+    struct wal_run runs[2];
+    u64 last_index; /* of the last record */
 };
 
 struct wal {
@@ -84,25 +111,69 @@ struct wal {
     u64 tail_offset;   /* where the next record goes in the last segment */
     u64 last_index;    /* pending records included */
     u64 durable_index; /* covered by a completed fdatasync */
-    u8 *batch;         /* [batch_bytes_max] encoded records (and a header) */
-    u32 batch_len;
-    struct wal_run runs[2];
-    u32 run_count;         /* 0 when the batch is empty */
-    u32 batch_last_offset; /* of the batch's last record, flagged BATCH_END at flush */
-    int failed;            /* the sticky error that poisoned the WAL, or 0 */
-    u64 corrupt_seq;       /* where KEEL_ECORRUPT was found */
+    struct wal_batch batches[2];
+    u32 open;        /* batches[open] takes appends */
+    bool in_flight;  /* batches[open ^ 1] is sealed and being written */
+    int failed;      /* the sticky error that poisoned the WAL, or 0 */
+    u64 corrupt_seq; /* where KEEL_ECORRUPT was found */
     u64 corrupt_offset;
+};
+
+/* The I/O of one flush, filled by wal_flush_begin. fds are the disk seam's
+ * handles (kernel fds with disk_posix). Every write must write its whole
+ * len; sync i (an fdatasync) must start after write i has completed, and
+ * the two write+sync pairs (two segments) may run in any order or at once.
+ * The flush succeeded when every op did; then durable_index is durable. */
+#define WAL_FLUSH_OPS_MAX 2
+
+struct wal_flush_write {
+    int fd;
+    const void *buf; /* inside a batch buffer, valid until wal_flush_end */
+    u32 len;
+    u64 offset_bytes;
+};
+
+struct wal_flush_sync {
+    int fd;
+};
+
+struct wal_flush_io {
+    struct wal_flush_write writes[WAL_FLUSH_OPS_MAX];
+    u32 write_count; /* 0: nothing to flush (and nothing in flight) */
+    struct wal_flush_sync syncs[WAL_FLUSH_OPS_MAX];
+    u32 sync_count;    /* == write_count */
+    u64 durable_index; /* wal_durable_index() after a successful end */
 };
 
 /* Opens (creating if empty) the WAL in dir, which must exist, and recovers:
  * on success the WAL's last index and durable index are the last good record.
  * The config is copied; w is unusable after a failure (no wal_close needed). */
 int wal_open(struct wal *w, struct disk *disk, const char *dir, const struct wal_config *config);
+/* Closes the files and frees the WAL. With a flush in flight (a crash
+ * test, or a shard giving up) the caller makes sure no I/O still uses its
+ * buffers. */
 void wal_close(struct wal *w);
 
-/* Copies a record into the batch and sets *index; see the contract above. */
+/* Copies a record into the open batch and sets *index; see the contract
+ * above. KEEL_ENOMEM: the open batch (or the segment table) is full; flush
+ * it, after ending the flush in flight if there is one. */
 int wal_append(struct wal *w, u16 type, struct span payload, u64 *index);
-/* Writes and syncs the batch; on success *durable_index = wal_durable_index(). */
+
+/* Seals the open batch (BATCH_END on its last record), creates a segment it
+ * rolled over to, and fills *io with the writes and syncs to issue; the
+ * other buffer becomes the open batch. 0 with io->write_count == 0 when the
+ * batch is empty (nothing in flight then), else 0 with a flush in flight,
+ * or the sticky error. Requires !wal_flush_in_flight(w). */
+int wal_flush_begin(struct wal *w, struct wal_flush_io *io);
+/* Ends the flush in flight. res: 0 when every write wrote its whole length
+ * and every sync returned 0; else the first -errno (-EIO for a short
+ * write). 0 moves wal_durable_index() to io->durable_index and returns 0;
+ * res != 0 poisons the WAL and returns the sticky error. */
+int wal_flush_end(struct wal *w, int res);
+bool wal_flush_in_flight(const struct wal *w);
+/* begin, the I/O through the disk seam (writes, then syncs), end; on
+ * success *durable_index = wal_durable_index(). Not while a flush is in
+ * flight. */
 int wal_flush(struct wal *w, u64 *durable_index);
 
 u64 wal_first_index(const struct wal *w);
@@ -111,7 +182,8 @@ u64 wal_durable_index(const struct wal *w);
 
 /* Removes the records from from_index on (Raft replacing uncommitted
  * entries): zeroes them on disk, syncs, unlinks later segments. The batch
- * must be empty; first_index <= from_index <= last_index + 1. */
+ * must be empty and no flush in flight (else KEEL_EINVALID);
+ * first_index <= from_index <= last_index + 1. */
 int wal_truncate_suffix(struct wal *w, u64 from_index);
 /* Unlinks every segment whose records all have index <= upto_index (a
  * snapshot covers them). The tail segment always stays. */

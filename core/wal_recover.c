@@ -169,6 +169,10 @@ int wal_recover(struct wal *w, u8 *scan)
     for (u32 k = 0; k < w->segment_count; k++) { /* bounded by segments_max */
         struct wal_segment *s = &w->segments[k];
         int rc = recover_read(w, k, scan, &s->fd);
+        /* What was read counts as durable after open: sync it, in case it
+         * was written (by the last flush before a process crash) but never
+         * synced. A clean file syncs at the cost of the call. */
+        if (rc == 0) rc = w->disk->ops->fdatasync(w->disk, s->fd);
         if (rc == 0) rc = recover_header(w, k, scan, &expected);
         u64 off = 0;
         if (rc == 0) rc = recover_chain(w, k, scan, &expected, &off);

@@ -39,6 +39,14 @@
  *  - Sends: a send may write fewer bytes than asked (res < len). The caller
  *    keeps at most one send per socket in flight and re-issues the rest, so
  *    that bytes never reorder. Sends use MSG_NOSIGNAL.
+ *  - Links: loop_link_next() makes the next op prepared start only after the
+ *    last one prepared has completed (IOSQE_IO_LINK), and only if it
+ *    succeeded: when a chain member fails (res < 0, or a read/write shorter
+ *    than asked) every later member completes with res -ECANCELED. Every
+ *    member still gets its own CQE. A chain must reach the kernel in one
+ *    submission: reserve its SQEs with loop_reserve() first (so no early
+ *    submit splits it), and end it (prepare the op after the last
+ *    loop_link_next) before loop_run_turn(); both are ASSERTed.
  *  - Per turn, loop_run_turn() does: submit queued SQEs and wait (at most
  *    wait_ms) for one CQE; run done() for every CQE present (at most the CQ's
  *    size, since the head is not advanced until the end); one cq_advance.
@@ -145,6 +153,15 @@ int loop_write(struct loop *l, struct loop_completion *c, int fd, const void *bu
                u64 offset_bytes);
 #define LOOP_FSYNC_DATASYNC (1u << 0) /* fdatasync instead of fsync */
 int loop_fsync(struct loop *l, struct loop_completion *c, int fd, u32 fsync_flags);
+/* Links the op prepared last to the next op prepared (see "Links" above), e.g. a WAL
+ * write and its fdatasync:
+ *     loop_reserve(l, 2); loop_write(l, &w, ...); loop_link_next(l); loop_fsync(l, &f, ...);
+ * Requires an op prepared since the last submission. */
+void loop_link_next(struct loop *l);
+/* Makes room for count SQEs (submitting the queued ones early if the SQ lacks it), so the
+ * next count preps cannot fail or split a chain. 0, or -EBUSY when the SQ cannot hold
+ * count (count > SQ entries, or the submit failed). Not inside an open chain. */
+int loop_reserve(struct loop *l, u32 count);
 /* Completes after timeout_ms with res -ETIME (or earlier with -ECANCELED). */
 int loop_timeout(struct loop *l, struct loop_completion *c, u32 timeout_ms);
 /* Asks the kernel to cancel the op of target; c gets 0, -ENOENT or -EALREADY. */

@@ -47,7 +47,9 @@ struct loop {
     struct loop_completion *eventfd_user; /* the armer's completion; NULL when not armed */
     struct loop_completion *doorbell;
     u32 overflow_seen;
-    u32 inflight; /* ops prepared here whose final CQE has not arrived */
+    u32 inflight;                  /* ops prepared here whose final CQE has not arrived */
+    struct io_uring_sqe *sqe_last; /* prepared since the last submission, or NULL */
+    bool link_open;                /* sqe_last carries IOSQE_IO_LINK: a chain awaits its next op */
     struct loop_stats stats;
     char describe[LOOP_DESCRIBE_SIZE];
 };
@@ -268,6 +270,8 @@ int loop_run_turn(struct loop *l, int wait_ms)
 {
     ASSERT(loop_is_owner(l));
     ASSERT(!l->in_turn);
+    ASSERT(!l->link_open); /* a chain is submitted whole */
+    l->sqe_last = NULL;
     int rc = loop_submit_wait(l, wait_ms);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) return rc;
     l->in_turn = true;
@@ -306,6 +310,7 @@ static struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_completion *c)
     ASSERT(c != NULL && c->done != NULL);
     struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
     if (sqe == NULL) {
+        ASSERT(!l->link_open); /* an early submit would split the chain: loop_reserve first */
         l->stats.sq_full_submits++;
         (void)io_uring_submit(&l->ring); /* errors resurface in the next turn */
         sqe = io_uring_get_sqe(&l->ring);
@@ -313,7 +318,29 @@ static struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_completion *c)
     }
     io_uring_sqe_set_data(sqe, c);
     l->inflight++;
+    l->sqe_last = sqe;
+    l->link_open = false; /* this op joins the chain, if one was open */
     return sqe;
+}
+
+void loop_link_next(struct loop *l)
+{
+    ASSERT(loop_is_owner(l));
+    ASSERT(l->sqe_last != NULL); /* an op prepared since the last submission */
+    l->sqe_last->flags |= IOSQE_IO_LINK;
+    l->link_open = true;
+}
+
+int loop_reserve(struct loop *l, u32 count)
+{
+    ASSERT(loop_is_owner(l));
+    ASSERT(!l->link_open);
+    if (count > l->ring.sq.ring_entries) return -EBUSY;
+    if (io_uring_sq_space_left(&l->ring) >= count) return 0;
+    l->stats.sq_full_submits++;
+    (void)io_uring_submit(&l->ring); /* errors resurface in the next turn */
+    l->sqe_last = NULL;
+    return io_uring_sq_space_left(&l->ring) >= count ? 0 : -EBUSY;
 }
 
 int loop_accept_multishot(struct loop *l, struct loop_completion *c, int listen_fd)

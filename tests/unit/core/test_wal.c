@@ -1,11 +1,15 @@
 /*
  * test_wal.c — the WAL over both disks: round trips on disk_posix in a temp
  * directory; rollover, torn and garbage tails, mid-log corruption, suffix
- * truncation, prefix drop and failure injection on disk_mem; and a seeded
- * crash test. Randomized tests take KEEL_SEED (and KEEL_OPS) from the
+ * truncation, prefix drop and failure injection on disk_mem; a seeded
+ * crash test; the asynchronous flush (appends while a flush is in flight,
+ * a failed end, a crash between begin and end after any prefix of its
+ * ops) and a seeded interleaving of appends, flush ops, failures, crashes
+ * and reopens. Randomized tests take KEEL_SEED (and KEEL_OPS) from the
  * environment, else a fresh seed, and print the seed they use:
  *
  *   KEEL_SEED=7 KEEL_OPS=20000 build/tests/test_wal --filter wal/crash_random
+ *   KEEL_SEED=7 KEEL_OPS=20000 build/tests/test_wal --filter wal/async_random
  */
 #include "core/wal.h"
 #include "core/wal_format.h"
@@ -307,7 +311,8 @@ static void build_21(struct disk_mem *d, u64 *seq, u64 *offset, u64 *size)
     append_n(&w, 20, 1, 3);
     append_one(&w, 3);
     *seq = w.segments[w.segment_count - 1].seq;
-    *offset = w.tail_offset - wal_record_size(load_u32_le(w.batch + w.batch_last_offset));
+    const struct wal_batch *b = &w.batches[w.open];
+    *offset = w.tail_offset - wal_record_size(load_u32_le(b->buf + b->last_offset));
     *size = w.tail_offset - *offset;
     flush_ok(&w);
     wal_close(&w);
@@ -559,7 +564,7 @@ Test(wal, pwrite_fails_on_rollover)
     u64 got = 0;
     int rc = wal_flush(&w, &got);
     cr_assert(rc == -ENOSPC || rc == 0, "rc %d", rc);
-    if (rc == 0) cr_assert_eq(w.run_count, 0);
+    if (rc == 0) cr_assert_eq(w.batches[w.open].run_count, 0);
     if (rc != 0) cr_assert_eq(wal_durable_index(&w), durable);
     disk_mem_crash(&d);
     wal_close(&w);
@@ -629,7 +634,7 @@ static struct {
 
 static void crash_now(struct wal *w, struct disk_mem *d, struct model *m, bool sync_fails)
 {
-    if (sync_fails && w->run_count > 0) {
+    if (sync_fails && w->batches[w->open].run_count > 0) {
         u64 durable;
         disk_mem_fail(d, DISK_MEM_OP_FDATASYNC, 1, -EIO);
         cr_assert_eq(wal_flush(w, &durable), -EIO);
@@ -655,7 +660,7 @@ static void crash_step(struct wal *w, struct disk_mem *d, struct model *m)
         m->durable = m->last;
     } else if (r < 92) {
         crash_now(w, d, m, rng_next() % 2 == 0);
-    } else if (r < 96 && w->run_count == 0 && m->last >= m->first) {
+    } else if (r < 96 && w->batches[w->open].run_count == 0 && m->last >= m->first) {
         u64 from = m->first + rng_next() % (m->last - m->first + 2);
         /* Sometimes the intent's or the zeroing's fdatasync fails, then a crash. */
         if (rng_next() % 4 == 0) disk_mem_fail(d, DISK_MEM_OP_FDATASYNC, 1 + rng_next() % 2, -EIO);
@@ -825,4 +830,339 @@ Test(wal, crash_inside_truncate_suffix)
         wal_close(&w);
         disk_mem_free(&d);
     }
+}
+
+/* ---- asynchronous flush: wal_flush_begin / wal_flush_end -------------------------------- */
+
+/* A flush in flight, with its I/O done one op at a time the way the shard's
+ * ring may order it: write i before sync i, the two pairs in any order. */
+struct flight {
+    struct wal_flush_io io;
+    bool active;
+    u32 done;  /* bit i: write i done; bit 2 + i: sync i done */
+    int res;   /* the first failure, or 0 */
+    u64 index; /* the WAL's last index at begin */
+};
+
+static void flight_begin(struct wal *w, struct flight *f)
+{
+    cr_assert(!wal_flush_in_flight(w));
+    memset(f, 0, sizeof(*f));
+    f->index = wal_last_index(w);
+    cr_assert_eq(wal_flush_begin(w, &f->io), 0);
+    f->active = f->io.write_count > 0;
+    cr_assert_eq(wal_flush_in_flight(w), f->active);
+    cr_assert_eq(f->io.sync_count, f->io.write_count);
+    cr_assert_eq(f->io.durable_index, f->active ? f->index : wal_durable_index(w));
+}
+
+static bool flight_complete(const struct flight *f)
+{
+    u32 all = (1u << f->io.write_count) - 1;
+    return f->res != 0 || f->done == (all | all << 2);
+}
+
+/* Does one op that may run now; with fail, that op fails (a write may land
+ * a prefix first), and the rest of the flight is cancelled. */
+static void flight_step(struct disk_mem *d, struct flight *f, bool fail)
+{
+    cr_assert(f->active && !flight_complete(f));
+    u32 ready[4], n = 0;
+    for (u32 i = 0; i < f->io.write_count; i++) {
+        if (!(f->done & 1u << i))
+            ready[n++] = i;
+        else if (!(f->done & 1u << (2 + i)))
+            ready[n++] = 2 + i;
+    }
+    cr_assert_gt(n, 0);
+    u32 op = ready[rng_next() % n];
+    f->done |= 1u << op;
+    struct disk *disk = &d->base;
+    if (op < 2) {
+        const struct wal_flush_write *wr = &f->io.writes[op];
+        u32 len = fail ? (u32)(rng_next() % wr->len) : wr->len;
+        if (len > 0)
+            cr_assert_eq(disk->ops->pwrite(disk, wr->fd, wr->buf, len, wr->offset_bytes), 0);
+    } else if (!fail) {
+        cr_assert_eq(disk->ops->fdatasync(disk, f->io.syncs[op - 2].fd), 0);
+    }
+    if (fail) f->res = -EIO;
+}
+
+/* Finishes the flight's I/O and ends it; returns wal_flush_end's result. */
+static int flight_end(struct wal *w, struct disk_mem *d, struct flight *f)
+{
+    cr_assert(f->active);
+    while (!flight_complete(f)) flight_step(d, f, false);
+    f->active = false;
+    int rc = wal_flush_end(w, f->res);
+    cr_assert(!wal_flush_in_flight(w));
+    if (rc == 0) cr_assert_eq(wal_durable_index(w), f->io.durable_index);
+    return rc;
+}
+
+/* Begins a flush and checks that its first write starts where the previous
+ * flush's last write ended, or at 0 of a new segment. */
+static void flight_begin_follows(struct wal *w, struct flight *f, u64 *prev_end)
+{
+    flight_begin(w, f);
+    cr_assert(f->active);
+    const struct wal_flush_write *first = &f->io.writes[0];
+    cr_assert(first->offset_bytes == *prev_end || first->offset_bytes == 0, "offset %llu",
+              (unsigned long long)first->offset_bytes);
+    const struct wal_flush_write *last = &f->io.writes[f->io.write_count - 1];
+    *prev_end = last->offset_bytes + last->len;
+}
+
+/* The shard's pattern: a flush in flight while appends go on into the
+ * other buffer, across many segment rollovers. */
+Test(wal, appends_during_flush_in_flight)
+{
+    rng_seed("wal/appends_during_flush_in_flight");
+    struct disk_mem d;
+    disk_mem_init(&d, 2);
+    struct cuts cuts = {0};
+    struct wal w;
+    cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+    struct flight f = {0};
+    u64 prev_end = w.tail_offset, rolled_in_flight = 0, appended_in_flight = 0;
+    while (wal_last_index(&w) < 400) {
+        u32 segments = w.segment_count;
+        u64 durable = wal_durable_index(&w);
+        u8 p[PAYLOAD_MAX];
+        size_t len = payload_make(w.last_index + 1, 21, p);
+        u64 index = 0;
+        int rc = wal_append(&w, (u16)(1 + w.last_index % 7), span_make(p, len), &index);
+        if (rc == KEEL_ENOMEM) { /* the open batch is full: end the flight, or start one */
+            if (wal_flush_in_flight(&w))
+                cr_assert_eq(flight_end(&w, &d, &f), 0);
+            else
+                flight_begin_follows(&w, &f, &prev_end);
+            continue;
+        }
+        cr_assert_eq(rc, 0);
+        cr_assert_eq(wal_durable_index(&w), durable, "an append makes nothing durable");
+        appended_in_flight += wal_flush_in_flight(&w);
+        rolled_in_flight += wal_flush_in_flight(&w) && w.segment_count > segments;
+        if (rng_next() % 3 != 0) continue;
+        if (wal_flush_in_flight(&w)) cr_assert_eq(flight_end(&w, &d, &f), 0);
+        flight_begin_follows(&w, &f, &prev_end);
+    }
+    if (wal_flush_in_flight(&w)) cr_assert_eq(flight_end(&w, &d, &f), 0);
+    flush_ok(&w);
+    cr_assert_gt(appended_in_flight, 100);
+    cr_assert_gt(rolled_in_flight, 0, "a batch rolled over while the previous was in flight");
+    cr_assert_eq(disk_mem_count(&d, DIR_MEM), w.segment_count);
+    u64 last = wal_last_index(&w);
+    expect_records(&w, 1, last, 21);
+    wal_close(&w);
+    cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+    cr_assert_eq(cuts.count, 0);
+    cr_assert_eq(wal_last_index(&w), last);
+    expect_records(&w, 1, last, 21);
+    wal_close(&w);
+    disk_mem_free(&d);
+}
+
+/* wal_flush_end with a failure poisons the WAL; the records appended during
+ * the flight are lost with it, and the reopened WAL keeps every durable one. */
+Test(wal, flush_end_failure_poisons)
+{
+    rng_seed("wal/flush_end_failure_poisons");
+    for (int short_write = 0; short_write < 2; short_write++) {
+        struct disk_mem d;
+        disk_mem_init(&d, 7);
+        struct cuts cuts = {0};
+        struct wal w;
+        cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+        append_n(&w, 10, 4, 22);
+        append_one(&w, 22);
+        append_one(&w, 22);
+        struct flight f;
+        flight_begin(&w, &f);
+        cr_assert_eq(f.io.durable_index, 12);
+        append_one(&w, 22);                         /* into the other buffer */
+        if (short_write) flight_step(&d, &f, true); /* a prefix of the write lands */
+        f.res = -EIO;
+        f.active = false;
+        cr_assert_eq(wal_flush_end(&w, f.res), -EIO);
+        cr_assert(!wal_flush_in_flight(&w));
+        cr_assert_eq(wal_durable_index(&w), 10);
+        u64 index;
+        cr_assert_eq(wal_append(&w, 1, span_make("x", 1), &index), -EIO, "poisoned");
+        struct wal_flush_io io;
+        cr_assert_eq(wal_flush_begin(&w, &io), -EIO, "sticky");
+        cr_assert_eq(io.write_count, 0);
+        cr_assert_eq(wal_flush(&w, &index), -EIO);
+        cr_assert_eq(wal_truncate_suffix(&w, 5), -EIO);
+        disk_mem_crash(&d);
+        wal_close(&w);
+        cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+        cr_assert_eq(wal_last_index(&w), 10, "the failed flush did not survive");
+        expect_records(&w, 1, 10, 22);
+        wal_close(&w);
+        disk_mem_free(&d);
+    }
+}
+
+/* A crash between begin and end, after any prefix of the flight's ops:
+ * recovery keeps every record durable before the flush, at most the
+ * flush's own records, and all of them once every op had completed. */
+Test(wal, crash_between_begin_and_end)
+{
+    u64 seed = rng_seed("wal/crash_between_begin_and_end");
+    for (u64 round = 0; round < 300; round++) {
+        struct disk_mem d;
+        disk_mem_init(&d, seed + round);
+        struct cuts cuts = {0};
+        struct wal w;
+        cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+        append_n(&w, 5 + rng_next() % 40, 1 + rng_next() % 5, 23);
+        u64 durable = wal_durable_index(&w);
+        for (u64 i = 1 + rng_next() % 6; i-- > 0;) append_one(&w, 23);
+        struct flight f;
+        flight_begin(&w, &f);
+        for (u64 i = rng_next() % 3; i-- > 0;) append_one(&w, 23); /* the next batch */
+        u32 steps = (u32)(rng_next() % (2 * f.io.write_count + 1));
+        for (u32 i = 0; i < steps; i++) flight_step(&d, &f, false);
+        disk_mem_crash(&d);
+        wal_close(&w);
+        cr_assert_eq(open_mem(&w, &d, &cuts), 0, "round %llu", (unsigned long long)round);
+        u64 last = wal_last_index(&w);
+        cr_assert_geq(last, durable, "round %llu", (unsigned long long)round);
+        cr_assert_leq(last, f.io.durable_index, "round %llu", (unsigned long long)round);
+        if (flight_complete(&f)) cr_assert_eq(last, f.io.durable_index);
+        expect_records(&w, 1, last, 23);
+        append_n(&w, 3, 2, 23);
+        wal_close(&w);
+        cr_assert_eq(open_mem(&w, &d, &cuts), 0);
+        expect_records(&w, 1, last + 3, 23);
+        wal_close(&w);
+        disk_mem_free(&d);
+    }
+}
+
+/* ---- randomized: appends, flights, failures, crashes, reopens ----------------------- */
+
+struct async_run {
+    struct wal w;
+    struct disk_mem d;
+    struct model m;
+    struct flight f;
+    u64 crashes, failures, acked;
+};
+
+/* Ends the flight; on success the flight's records are acknowledged. */
+static void async_end(struct async_run *a)
+{
+    int rc = flight_end(&a->w, &a->d, &a->f);
+    if (rc != 0) {
+        cr_assert_eq(rc, -EIO, "rc %d", rc);
+        return;
+    }
+    cr_assert_eq(wal_durable_index(&a->w), a->f.index);
+    a->m.durable = a->f.index;
+    a->acked++;
+}
+
+/* A crash (or, with clean, a close after the flight's end) and a reopen
+ * that must keep every acknowledged record. */
+static void async_reopen(struct async_run *a, bool clean)
+{
+    if (clean && a->f.active) async_end(a);
+    bool poisoned = a->w.failed != 0;
+    if (!clean) disk_mem_crash(&a->d);
+    a->f.active = false; /* a crash ends the flight with the process */
+    wal_close(&a->w);
+    struct cuts cuts = {0};
+    int rc = open_mem(&a->w, &a->d, &cuts);
+    cr_assert_eq(rc, 0, "reopen: %d at segment %llu offset %llu", rc,
+                 (unsigned long long)a->w.corrupt_seq, (unsigned long long)a->w.corrupt_offset);
+    cr_assert(wal_check(&a->w));
+    cr_assert(!clean || poisoned || cuts.count == 0, "a clean close leaves no tail");
+    a->crashes += !clean;
+    crash_verify(&a->w, &a->m);
+}
+
+static void async_append(struct async_run *a)
+{
+    u64 salt = rng_next();
+    u8 p[PAYLOAD_MAX];
+    size_t len = payload_make(a->m.last + 1, salt, p);
+    u64 index = 0;
+    u16 type = (u16)(1 + a->m.last % 7);
+    int rc = wal_append(&a->w, type, span_make(p, len), &index);
+    if (rc == KEEL_ENOMEM && a->f.active) async_end(a);
+    if (rc == KEEL_ENOMEM && a->w.failed != 0) return; /* that flight failed */
+    if (rc == KEEL_ENOMEM) {
+        if (!a->f.active) flight_begin(&a->w, &a->f);
+        rc = wal_append(&a->w, type, span_make(p, len), &index);
+    }
+    if (a->w.failed != 0) {
+        cr_assert_eq(rc, -EIO);
+        return;
+    }
+    cr_assert_eq(rc, 0);
+    cr_assert_eq(index, a->m.last + 1);
+    a->m.salt[index % RECORDS_MAX] = salt;
+    a->m.last = index;
+}
+
+static void async_step(struct async_run *a)
+{
+    u64 r = rng_next() % 100;
+    bool poisoned = a->w.failed != 0;
+    if (poisoned && !a->f.active) {
+        async_reopen(a, r < 50);
+    } else if (r < 55) {
+        async_append(a);
+    } else if (r < 67) {
+        if (!a->f.active) flight_begin(&a->w, &a->f);
+    } else if (r < 82) {
+        if (a->f.active && !flight_complete(&a->f)) {
+            bool fail = rng_next() % 25 == 0;
+            a->failures += fail;
+            flight_step(&a->d, &a->f, fail);
+        }
+    } else if (r < 90) {
+        if (a->f.active) async_end(a);
+    } else if (r < 95) {
+        async_reopen(a, false);
+    } else if (r < 97) {
+        async_reopen(a, true);
+    } else { /* with or without a flush in flight */
+        u64 upto = a->m.durable > 20 ? a->m.durable - rng_next() % 20 : 0;
+        cr_assert_eq(wal_drop_prefix(&a->w, upto), 0);
+        a->m.first = wal_first_index(&a->w);
+    }
+}
+
+Test(wal, async_random, .timeout = 300)
+{
+    u64 seed = rng_seed("wal/async_random");
+    u64 ops = env_u64("KEEL_OPS", 20000);
+    static struct async_run a;
+    memset(&a, 0, sizeof(a));
+    disk_mem_init(&a.d, seed ^ 0xA5);
+    a.m.first = 1;
+    struct cuts cuts = {0};
+    cr_assert_eq(open_mem(&a.w, &a.d, &cuts), 0);
+    for (u64 op = 0; op < ops; op++) {
+        async_step(&a);
+        if (a.m.last + 1 - a.m.first > 600 && a.w.failed == 0) { /* keep the table small */
+            if (a.f.active) async_end(&a);
+            if (a.w.failed != 0) continue;
+            flush_ok(&a.w);
+            a.m.durable = a.m.last;
+            cr_assert_eq(wal_drop_prefix(&a.w, a.m.last), 0);
+            a.m.first = wal_first_index(&a.w);
+        }
+    }
+    async_reopen(&a, false);
+    fprintf(stderr, "wal/async_random: %llu crashes, %llu flights acknowledged, %llu failed ops\n",
+            (unsigned long long)a.crashes, (unsigned long long)a.acked,
+            (unsigned long long)a.failures);
+    cr_assert_gt(a.acked, 0);
+    wal_close(&a.w);
+    disk_mem_free(&a.d);
 }

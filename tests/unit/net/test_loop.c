@@ -9,7 +9,8 @@
  *  - backpressure: a ring of 4 small buffers held across turns makes the recv
  *    end with -ENOBUFS; the test recycles, re-arms, and checks that the whole
  *    stream arrives in order.
- *  - write + fdatasync on a temp file, read back.
+ *  - write + fdatasync on a temp file, read back; the same as a linked chain
+ *    (in order; a failed write cancels the fdatasync; loop_reserve).
  *  - timeout: fires no earlier than asked.
  *  - doorbell: MSG_RING from loop A to loop B (skipped without kernel support),
  *    and the eventfd fallback, each loop on its own thread.
@@ -520,6 +521,97 @@ Test(loop, write_fdatasync)
         cr_assert_eq(pread(fd, back, lens[i], (off_t)offsets[i]), (ssize_t)lens[i]);
         cr_assert(memcmp(back, data[i], lens[i]) == 0, "chunk %d differs", i);
     }
+    close(fd);
+    loop_destroy(l);
+}
+
+/* ---- linked write + fdatasync ------------------------------------------------------------ */
+
+/* A completion that also records the order in which completions arrived. */
+struct seq_rec {
+    struct rec r;
+    int *clock;
+    int at; /* the clock's value when done() ran */
+};
+
+static void seq_done(struct loop_completion *c, int res, u32 flags)
+{
+    struct seq_rec *s = container_of(c, struct seq_rec, r.c);
+    rec_done(c, res, flags);
+    s->at = ++*s->clock;
+}
+
+static void seq_init(struct seq_rec *s, int *clock)
+{
+    rec_init(&s->r);
+    s->r.c.done = seq_done;
+    s->clock = clock;
+    s->at = 0;
+}
+
+Test(loop, linked_write_fdatasync)
+{
+    u64 s = seed_get("loop::linked_write_fdatasync");
+    char path[] = "/tmp/keel_test_loop_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    unlink(path);
+    struct loop *l = loop_new(4, 0);
+    static u8 data[8192], back[8192];
+    rng_fill(&s, data, sizeof(data));
+    int clock = 0;
+    struct seq_rec w, f;
+    seq_init(&w, &clock);
+    seq_init(&f, &clock);
+    cr_assert_eq(loop_reserve(l, 2), 0);
+    cr_assert_eq(loop_write(l, &w.r.c, fd, data, sizeof(data), 4096), 0);
+    loop_link_next(l);
+    cr_assert_eq(loop_fsync(l, &f.r.c, fd, LOOP_FSYNC_DATASYNC), 0);
+    run_until(l, &f.r, 5000);
+    cr_assert_eq(w.r.calls, 1);
+    cr_assert_eq(w.r.res, (int)sizeof(data), "write: %d", w.r.res);
+    cr_assert_eq(f.r.res, 0, "fdatasync: %s", strerror(-f.r.res));
+    cr_assert_lt(w.at, f.at, "the write completes before its linked fdatasync");
+    cr_assert_eq(pread(fd, back, sizeof(back), 4096), (ssize_t)sizeof(back));
+    cr_assert(memcmp(back, data, sizeof(data)) == 0);
+
+    /* A write on a closed fd fails, and the fdatasync linked after it is cancelled. */
+    int bad = dup(fd);
+    cr_assert(bad >= 0);
+    close(bad);
+    seq_init(&w, &clock);
+    seq_init(&f, &clock);
+    cr_assert_eq(loop_reserve(l, 2), 0);
+    cr_assert_eq(loop_write(l, &w.r.c, bad, data, 16, 0), 0);
+    loop_link_next(l);
+    cr_assert_eq(loop_fsync(l, &f.r.c, fd, LOOP_FSYNC_DATASYNC), 0);
+    run_until(l, &f.r, 5000);
+    cr_assert_eq(w.r.calls, 1);
+    cr_assert_eq(w.r.res, -EBADF, "write: %d", w.r.res);
+    cr_assert_eq(f.r.res, -ECANCELED, "fsync after a failed link: %d", f.r.res);
+    cr_assert_lt(w.at, f.at);
+    cr_assert_eq(loop_inflight(l), 0);
+
+    /* loop_reserve submits early to make room for a whole chain, and refuses more than
+     * the SQ holds. */
+    struct rec t[3];
+    for (int i = 0; i < 3; i++) {
+        rec_init(&t[i]);
+        cr_assert_eq(loop_timeout(l, &t[i].c, 1), 0);
+    }
+    u64 early = loop_stats(l).sq_full_submits;
+    cr_assert_eq(loop_reserve(l, 2), 0);
+    cr_assert_eq(loop_stats(l).sq_full_submits, early + 1);
+    cr_assert_eq(loop_reserve(l, 5), -EBUSY);
+    seq_init(&w, &clock);
+    seq_init(&f, &clock);
+    cr_assert_eq(loop_write(l, &w.r.c, fd, data, 512, 0), 0);
+    loop_link_next(l);
+    cr_assert_eq(loop_fsync(l, &f.r.c, fd, LOOP_FSYNC_DATASYNC), 0);
+    run_until(l, &f.r, 5000);
+    cr_assert_eq(w.r.res, 512);
+    cr_assert_eq(f.r.res, 0);
+    for (int i = 0; i < 3; i++) run_until(l, &t[i], 5000);
     close(fd);
     loop_destroy(l);
 }
