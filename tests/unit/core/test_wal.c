@@ -981,7 +981,8 @@ Test(wal, flush_end_failure_poisons)
         struct flight f;
         flight_begin(&w, &f);
         cr_assert_eq(f.io.durable_index, 12);
-        append_one(&w, 22);                         /* into the other buffer */
+        append_one(&w, 22); /* into the other buffer */
+        cr_assert_eq(wal_truncate_suffix(&w, 5), KEEL_EINVALID, "not while a flush is in flight");
         if (short_write) flight_step(&d, &f, true); /* a prefix of the write lands */
         f.res = -EIO;
         f.active = false;
