@@ -311,6 +311,17 @@ static void wal_batch_run_start(struct wal *w, struct wal_batch *b, bool roll)
     ASSERT(w->tail_offset % WAL_RECORD_ALIGN == 0);
 }
 
+bool wal_can_append(const struct wal *w, size_t payload_len)
+{
+    if (w->failed != 0 || payload_len > w->config.payload_size_max) return false;
+    const struct wal_batch *b = &w->batches[w->open];
+    u64 size = wal_record_size(payload_len);
+    bool roll = w->tail_offset + size > w->config.segment_size_bytes;
+    u64 need = size + (roll ? WAL_SEGMENT_HEADER_SIZE : 0);
+    if (b->len + need > w->config.batch_bytes_max) return false;
+    return !(roll && w->segment_count == w->config.segments_max);
+}
+
 int wal_append(struct wal *w, u16 type, struct span payload, u64 *index)
 {
     ASSERT(w != NULL && index != NULL);

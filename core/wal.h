@@ -154,6 +154,9 @@ int wal_open(struct wal *w, struct disk *disk, const char *dir, const struct wal
  * buffers. */
 void wal_close(struct wal *w);
 
+/* True when wal_append of a payload of this size would succeed now (the open batch has room
+ * and the WAL is not poisoned): the shard checks before it executes a write it must log. */
+bool wal_can_append(const struct wal *w, size_t payload_len);
 /* Copies a record into the open batch and sets *index; see the contract
  * above. KEEL_ENOMEM: the open batch (or the segment table) is full; flush
  * it, after ending the flush in flight if there is one. */
