@@ -157,6 +157,12 @@ static u64 recover_dirty_end(const u8 *scan, u64 off, u64 size)
 {
     ASSERT(off <= size);
     u64 end = size;
+    /* Word by word first (a preallocated segment is mostly zeros), then bytes. */
+    for (; end >= off + 8; end -= 8) {
+        u64 word;
+        memcpy(&word, scan + end - 8, sizeof(word)); /* zero in any byte order */
+        if (word != 0) break;
+    }
     while (end > off && scan[end - 1] == 0) end--; /* bounded by the segment */
     return wal_align8(end);
 }
