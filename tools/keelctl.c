@@ -10,6 +10,8 @@
  */
 #include "tools/keelctl.h"
 
+#include "core/assert.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,6 +169,8 @@ static void print_result(struct run *r)
         [CTL_CMD_STATUS] = ctl_print_status,
         [CTL_CMD_SHARD_MAP] = ctl_print_shard_map,
     };
+    ASSERT(r->inv.command > CTL_CMD_NONE && r->inv.command < CTL_CMD_COUNT);
+    ASSERT(printers[r->inv.command] != NULL);
     printers[r->inv.command](stdout, &r->fmt, &r->res);
 }
 

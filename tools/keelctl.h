@@ -4,7 +4,7 @@
  * are split from keelctl.c so that tests/unit/tools/test_keelctl_parse.c can compile them.
  *
  * Contract:
- *  - keelctl uses libkeel (client/keel.h) only; nothing here includes net/ or core/.
+ *  - keelctl uses libkeel (client/keel.h) only, plus core/assert.h for its invariants.
  *  - Parsers never print: they return 0 or CTL_EXIT_USAGE and write a one-line message
  *    (no "Error: " prefix, no newline) into the caller's err buffer. txn parse errors start
  *    with "line N: ".

@@ -9,6 +9,8 @@
  */
 #include "tools/keelctl.h"
 
+#include "core/assert.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -388,6 +390,8 @@ static int check_positional(enum ctl_command cmd, bool in_txn, struct ctl_opts *
 int ctl_parse_command(enum ctl_command cmd, const struct ctl_arg *args, int args_len, bool in_txn,
                       struct ctl_opts *o, char *err, size_t err_size)
 {
+    ASSERT(cmd > CTL_CMD_NONE && cmd < CTL_CMD_COUNT);
+    ASSERT(args_len >= 0);
     memset(o, 0, sizeof(*o));
     struct parse_ctx p = {
         .cmd = cmd, .in_txn = in_txn, .opts = o, .err = err, .err_size = err_size};
@@ -450,6 +454,8 @@ int ctl_parse_args(int argc, char **argv, struct ctl_invocation *inv, char *err,
 
 size_t ctl_prefix_end(const uint8_t *prefix, size_t len, uint8_t *end)
 {
+    ASSERT(prefix != NULL || len == 0);
+    ASSERT(end != NULL);
     for (size_t i = len; i > 0; i--) {
         if (prefix[i - 1] != 0xff) {
             memcpy(end, prefix, i - 1);
@@ -468,6 +474,7 @@ static const char zero_byte[1] = {0};
 static int build_span(const struct ctl_opts *o, char *end_buf, size_t end_cap,
                       struct keel_bytes *key, struct keel_bytes *end, char *err, size_t err_size)
 {
+    ASSERT(o->pos_len >= 1 && o->pos_len <= 2);
     *key = (struct keel_bytes){o->pos[0].s, o->pos[0].len};
     *end = (struct keel_bytes){NULL, 0};
     if (o->pos_len > 1) *end = (struct keel_bytes){o->pos[1].s, o->pos[1].len};
@@ -480,6 +487,7 @@ static int build_span(const struct ctl_opts *o, char *end_buf, size_t end_cap,
     if (end_cap < key->len + 1) return fail(err, err_size, "internal: prefix buffer too small");
     end->len = ctl_prefix_end(key->ptr, key->len, (uint8_t *)end_buf);
     end->ptr = end_buf;
+    ASSERT(end->len >= 1 && end->len <= key->len);
     return 0;
 }
 

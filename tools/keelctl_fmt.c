@@ -5,6 +5,8 @@
  */
 #include "tools/keelctl.h"
 
+#include "core/assert.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,6 +149,7 @@ size_t ctl_base64(const uint8_t *in, size_t len, char *out)
         out[n++] = i + 2 < len ? abc[v & 63] : '=';
     }
     out[n] = '\0';
+    ASSERT(n == 4 * ((len + 2) / 3));
     return n;
 }
 
@@ -265,7 +268,8 @@ void ctl_table(FILE *out, size_t cols, const char *const *headers, char *const *
                uint32_t right_mask)
 {
     size_t width[32] = {0};
-    if (cols > 32) cols = 32; /* keelctl's tables have at most 8 columns */
+    ASSERT(cols > 0 && cols <= 32); /* keelctl's tables have at most 7 columns */
+    ASSERT(headers != NULL && (cells != NULL || rows == 0));
     for (size_t c = 0; c < cols; c++) width[c] = strlen(headers[c]);
     for (size_t r = 0; r < rows; r++) {
         for (size_t c = 0; c < cols; c++) {

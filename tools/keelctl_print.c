@@ -13,6 +13,8 @@
  */
 #include "tools/keelctl.h"
 
+#include "core/assert.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +133,8 @@ static void table_get(FILE *out, const struct ctl_fmt *f, const struct keel_rang
 void ctl_print_get(FILE *out, const struct ctl_fmt *f, const struct keel_result *r)
 {
     const struct keel_range_result *g = &r->u.range;
+    ASSERT(g->kvs != NULL || g->kvs_len == 0);
+    ASSERT(g->count >= 0);
     if (f->format == CTL_FORMAT_JSON) {
         json_open(out, r);
         fputc(',', out);
@@ -205,6 +209,7 @@ static void json_txn(FILE *out, const struct keel_result *r)
 void ctl_print_txn(FILE *out, const struct ctl_fmt *f, const struct keel_result *r)
 {
     const struct keel_txn_result *t = &r->u.txn;
+    ASSERT(t->replies != NULL || t->replies_len == 0);
     if (f->format == CTL_FORMAT_JSON) {
         json_txn(out, r);
         return;

@@ -6,6 +6,8 @@
  */
 #include "tools/keelctl.h"
 
+#include "core/assert.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +89,7 @@ void ctl_print_status(FILE *out, const struct ctl_fmt *f, const struct keel_resu
         return;
     }
     size_t rows = r->u.status.shards_len;
+    ASSERT(r->u.status.shards != NULL || rows == 0);
     char **cells = calloc(rows * COLS + 1, sizeof(*cells));
     if (cells == NULL) return;
     for (size_t i = 0; i < rows; i++) {
@@ -132,6 +135,7 @@ void ctl_print_shard_map(FILE *out, const struct ctl_fmt *f, const struct keel_r
         return;
     }
     size_t rows = r->u.shard_map.shards_len;
+    ASSERT(r->u.shard_map.shards != NULL || rows == 0);
     char **cells = calloc(rows * COLS + 1, sizeof(*cells));
     if (cells == NULL) return;
     for (size_t i = 0; i < rows; i++) {

@@ -11,6 +11,8 @@
  */
 #include "tools/keelctl.h"
 
+#include "core/assert.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -69,6 +71,8 @@ static int unescape(const char **src, const char *end, char *out)
 static int unquote(const char **src, const char *end, char *dst, size_t *dst_len, const char **why)
 {
     const char *s = *src;
+    ASSERT(*s == '"' || *s == '\'');
+    ASSERT(dst <= s);
     char quote = *s++;
     char *w = dst;
     while (s < end && *s != quote) {
@@ -94,6 +98,7 @@ static int unquote(const char **src, const char *end, char *dst, size_t *dst_len
 int ctl_argify(char *line, size_t len, struct ctl_arg *args, int args_cap, int *args_len,
                const char **why)
 {
+    ASSERT(line != NULL && args_cap > 0);
     const char *r = line;
     const char *end = line + len;
     *args_len = 0;
@@ -117,6 +122,7 @@ int ctl_argify(char *line, size_t len, struct ctl_arg *args, int args_cap, int *
             n = (size_t)(r - w);
             if (r < end) r++; /* the separator, overwritten by the NUL below */
         }
+        ASSERT(w + n <= r); /* unquoting never grows a token */
         w[n] = '\0';
         args[(*args_len)++] = (struct ctl_arg){w, n};
     }
@@ -312,6 +318,9 @@ static int feed_entry(struct ctl_txn *t, char *copy, size_t len, char *err, size
 
 int ctl_txn_feed(struct ctl_txn *t, const char *line, size_t len, char *err, size_t err_size)
 {
+    ASSERT(t->section <= CTL_TXN_DONE);
+    ASSERT(t->compares_len <= CTL_TXN_OPS_MAX && t->success_len <= CTL_TXN_OPS_MAX &&
+           t->failure_len <= CTL_TXN_OPS_MAX);
     t->line_no++;
     while (len > 0 && is_space(line[len - 1])) len--;
     while (len > 0 && is_space(*line)) line++, len--;
