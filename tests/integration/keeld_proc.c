@@ -1,0 +1,222 @@
+/*
+ * keeld_proc.c — spawn, wait for and stop a keeld (keeld_proc.h).
+ */
+#include "keeld_proc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef KEEL_BIN_DIR
+#error "KEEL_BIN_DIR must name the directory holding keeld"
+#endif
+
+#define START_TRIES_MAX 8
+#define PORT_TRIES_MAX  64
+
+int64_t keeld_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Binds 127.0.0.1:port (0 = any) and returns the bound port, or 0 if it is taken. */
+static uint16_t port_probe(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    uint16_t got = 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        got = ntohs(a.sin_port);
+    close(fd);
+    return got;
+}
+
+/* A port P with P .. P + shards all free right now; 0 if none was found. */
+static uint16_t port_range_pick(uint32_t shards)
+{
+    for (int t = 0; t < PORT_TRIES_MAX; t++) {
+        uint16_t p = port_probe(0);
+        if (p == 0 || (uint32_t)p + shards > 65535) continue;
+        bool ok = true;
+        for (uint32_t i = 1; i <= shards && ok; i++) ok = port_probe((uint16_t)(p + i)) != 0;
+        if (ok) return p;
+    }
+    return 0;
+}
+
+int keeld_tcp_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool keeld_alive(struct keeld_proc *p)
+{
+    if (p->pid <= 0) return false;
+    int st = 0;
+    pid_t r = waitpid(p->pid, &st, WNOHANG);
+    if (r == p->pid) {
+        fprintf(stderr, "keeld_proc: keeld %d exited (status 0x%x)\n", (int)p->pid, st);
+        p->pid = 0;
+        return false;
+    }
+    return r == 0;
+}
+
+static pid_t spawn(struct keeld_proc *p)
+{
+    char bin[512], listen[48], shards[16];
+    snprintf(bin, sizeof(bin), "%s/keeld", KEEL_BIN_DIR);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)p->port);
+    snprintf(shards, sizeof(shards), "%u", (unsigned)p->shards);
+    const char *argv[24] = {bin,    "--data-dir", p->data_dir, "--listen-client",
+                            listen, "--shards",   shards,      "--quiet"};
+    int n = 8;
+    for (int i = 0; i < 8 && p->extra_args[i]; i++) argv[n++] = p->extra_args[i];
+    argv[n] = NULL;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    execv(bin, (char *const *)argv);
+    fprintf(stderr, "keeld_proc: cannot exec %s: %s\n", bin, strerror(errno));
+    _exit(127);
+}
+
+/* Waits until every port of p accepts; false if keeld exited or the wait timed out. */
+static bool wait_ready(struct keeld_proc *p)
+{
+    int64_t deadline = keeld_now_ms() + KEELD_READY_MS;
+    uint32_t ready = 0; /* ports 0 .. ready-1 accepted */
+    while (keeld_now_ms() < deadline) {
+        if (!keeld_alive(p)) return false;
+        int fd = keeld_tcp_connect((uint16_t)(p->port + ready));
+        if (fd >= 0) {
+            close(fd);
+            if (++ready > p->shards) return true;
+            continue;
+        }
+        sleep_ms(20);
+    }
+    fprintf(stderr, "keeld_proc: keeld not ready after %d ms\n", KEELD_READY_MS);
+    return false;
+}
+
+int keeld_start(struct keeld_proc *p)
+{
+    if (p->shards == 0) p->shards = 1;
+    if (p->data_dir[0] == 0) {
+        snprintf(p->data_dir, sizeof(p->data_dir), "/tmp/keel-itest-XXXXXX");
+        if (!mkdtemp(p->data_dir)) {
+            fprintf(stderr, "keeld_proc: mkdtemp: %s\n", strerror(errno));
+            p->data_dir[0] = 0;
+            return -1;
+        }
+    }
+    for (int t = 0; t < START_TRIES_MAX; t++) {
+        p->port = port_range_pick(p->shards);
+        if (p->port == 0) continue;
+        snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%u", (unsigned)p->port);
+        p->pid = spawn(p);
+        if (p->pid < 0) {
+            p->pid = 0;
+            return -1;
+        }
+        if (wait_ready(p)) return 0;
+        if (p->pid > 0) keeld_stop(p); /* not ready in time: do not retry a hung server */
+        if (t > 0 && p->pid == 0) sleep_ms(50);
+    }
+    fprintf(stderr, "keeld_proc: keeld did not start (data dir %s)\n", p->data_dir);
+    return -1;
+}
+
+int keeld_stop(struct keeld_proc *p)
+{
+    if (p->pid <= 0) return -1;
+    kill(p->pid, SIGTERM);
+    int64_t deadline = keeld_now_ms() + KEELD_STOP_MS;
+    int st = 0;
+    for (;;) {
+        pid_t r = waitpid(p->pid, &st, WNOHANG);
+        if (r == p->pid) break;
+        if (r < 0) {
+            p->pid = 0;
+            return -1;
+        }
+        if (keeld_now_ms() >= deadline) {
+            fprintf(stderr, "keeld_proc: keeld %d ignored SIGTERM for %d ms: SIGKILL\n",
+                    (int)p->pid, KEELD_STOP_MS);
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &st, 0);
+            break;
+        }
+        sleep_ms(10);
+    }
+    p->pid = 0;
+    return st;
+}
+
+bool keeld_exited_cleanly(int wait_status)
+{
+    return wait_status >= 0 && WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void keeld_cleanup(struct keeld_proc *p)
+{
+    if (p->pid > 0) keeld_stop(p);
+    if (p->data_dir[0] != 0) nftw(p->data_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    p->data_dir[0] = 0;
+}
+
+long keeld_rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0) kib = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return kib;
+}
