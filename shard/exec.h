@@ -28,10 +28,16 @@
  *    replaced by a REPLY_TOO_LARGE error reply (detail = the limit); a TXN whose
  *    reply is too large is aborted (nothing written), as protocol.md says.
  *  - Errors a client causes become error replies with protocol.md's detail
- *    (COMPACTED: compact revision; FUTURE_REV: current revision; ...) and a
+ *    (COMPACTED: compact revision; FUTURE_REV: current revision; WRONG_SHARD:
+ *    x->shard_map_version; REPLY_TOO_LARGE: the limit; 0 otherwise) and a
  *    short message; the store is left as before the request. exec_request
  *    itself returns 0, or -1 only when out could not grow (ENOMEM of the
- *    scratch/out buffers: the caller closes the connection).
+ *    scratch/out buffers: the caller closes the connection). A write is
+ *    committed only after its reply is encoded, so -1 means nothing was
+ *    written, except for COMPACT, whose job has started when o->wrote says so.
+ *  - Version 1 refuses what protocol.md reserves: PUT with ignore_value,
+ *    ignore_lease or a nonzero lease, and an op of kind TXN, are UNSUPPORTED.
+ *    A range_end that is not empty, not "\0" and not > key is INVALID.
  *  - Spans in the decoded request borrow the caller's input; nothing is kept
  *    after the call.
  *  - Memory: the scratch buffers in struct exec are dynamic bufs grown on
@@ -50,7 +56,8 @@ struct exec {
     struct mvcc *m;
     u16 shard_id;
     u64 member_id;
-    u32 reply_frame_size_max; /* <= CODEC_REPLY_FRAME_SIZE_MAX */
+    u32 reply_frame_size_max; /* in [256, CODEC_REPLY_FRAME_SIZE_MAX] */
+    u64 shard_map_version;    /* WRONG_SHARD's detail; exec_init sets 1, the runtime updates */
     struct buf scratch[3];    /* lists and nested replies while encoding */
 };
 
@@ -77,9 +84,11 @@ int exec_request(struct exec *x, const struct codec_frame *f, const union codec_
                  struct buf *out, struct exec_outcome *o);
 
 /* Re-executes a logged write (WAL record type opcode, payload body) during
- * recovery; COMPACT runs to completion. 0, or KEEL_ECORRUPT when the body does
- * not decode or the request fails (a logged write always succeeded once: the
- * log does not match the state it is replayed onto). */
+ * recovery; COMPACT runs to completion; the reply goes to scratch and is
+ * dropped. 0; KEEL_ECORRUPT when the opcode is not a write, the body does not
+ * decode, or the request fails or writes nothing (a logged write succeeded
+ * and wrote once: the log does not match the state it is replayed onto);
+ * KEEL_ENOMEM when the store or a scratch buffer is out of memory. */
 int exec_replay(struct exec *x, u16 opcode, struct span body);
 
 /* Appends an error reply frame for request (opcode, request_id): status,
@@ -98,8 +107,11 @@ int exec_error_reply(struct buf *out, u16 opcode, u64 request_id, u16 shard, i64
  * count = the sum, more = a shard's more or the limit cut some off;
  * header.shard = CODEC_SHARD_NONE and header.revision = 0 (protocol.md). If a
  * part is an error reply, that error is the answer (its status, detail and
- * message, shard set to the failing shard). Returns 0 or -1 (out could not
- * grow). */
+ * message, shard set to the failing shard), and a part that does not decode is
+ * INTERNAL. A merged reply over x->reply_frame_size_max is REPLY_TOO_LARGE.
+ * Parts sorted by other than the key come from one shard only (the router
+ * refuses the rest as CROSS_SHARD): part_count <= 1 then. Returns 0 or -1 (out
+ * could not grow). */
 int exec_merge_ranges(struct exec *x, u64 request_id, const struct codec_range_request *req,
                       const struct span *parts, u32 part_count, struct buf *out);
 
