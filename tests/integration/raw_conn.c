@@ -67,7 +67,7 @@ static int raw_fill(struct raw_conn *c, int timeout_ms)
 }
 
 /* Cuts one frame off c->in into c->frame: 1 done, 0 need more, -1 bad frame. */
-static int raw_cut(struct raw_conn *c, struct raw_reply *out)
+static int raw_cut(struct raw_conn *c, struct raw_reply *out, bool decode)
 {
     struct codec_frame f;
     size_t size = 0;
@@ -83,14 +83,15 @@ static int raw_cut(struct raw_conn *c, struct raw_reply *out)
     rc = codec_frame_decode(span_make(c->frame, size), CODEC_REPLY_FRAME_SIZE_MAX, &out->frame,
                             &size);
     if (rc != 0) return -1;
+    if (!decode) return 1;
     return codec_reply_decode(&out->frame, &out->reply) == 0 ? 1 : -1;
 }
 
-int raw_read_reply(struct raw_conn *c, int timeout_ms, struct raw_reply *out)
+static int raw_read(struct raw_conn *c, int timeout_ms, struct raw_reply *out, bool decode)
 {
     int64_t deadline = keeld_now_ms() + timeout_ms;
     for (;;) {
-        int cut = raw_cut(c, out);
+        int cut = raw_cut(c, out, decode);
         if (cut == 1) return RAW_OK;
         if (cut < 0) return RAW_BAD;
         int64_t left = deadline - keeld_now_ms();
@@ -98,6 +99,19 @@ int raw_read_reply(struct raw_conn *c, int timeout_ms, struct raw_reply *out)
         int r = raw_fill(c, (int)left);
         if (r < 0) return RAW_CLOSED;
     }
+}
+
+int raw_read_reply(struct raw_conn *c, int timeout_ms, struct raw_reply *out)
+{
+    return raw_read(c, timeout_ms, out, true);
+}
+
+int raw_read_frame(struct raw_conn *c, int timeout_ms, struct codec_frame *out)
+{
+    struct raw_reply r;
+    int rc = raw_read(c, timeout_ms, &r, false);
+    if (rc == RAW_OK) *out = r.frame;
+    return rc;
 }
 
 bool raw_wait_closed(struct raw_conn *c, int timeout_ms)

@@ -43,6 +43,8 @@ bool raw_send(struct raw_conn *c, const void *bytes, size_t len);
 /* Reads the next reply frame (waiting up to timeout_ms): RAW_OK, RAW_CLOSED (EOF or reset),
  * RAW_TIMEOUT, or RAW_BAD (a frame that does not decode as a reply). */
 int raw_read_reply(struct raw_conn *c, int timeout_ms, struct raw_reply *out);
+/* Reads the next frame without decoding its body (out->body borrows it until the next read). */
+int raw_read_frame(struct raw_conn *c, int timeout_ms, struct codec_frame *out);
 /* Reads until the server closes: true if it closed within timeout_ms (frames are dropped). */
 bool raw_wait_closed(struct raw_conn *c, int timeout_ms);
 
