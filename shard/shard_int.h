@@ -1,0 +1,194 @@
+/*
+ * shard_int.h — the shard runtime's internals, shared by shard.c (life and the turn),
+ * shard_req.c (requests: handshake, routing, forwarding, gathers), shard_io.c (WAL: recovery,
+ * group commit through the loop) and shard_snap.c (snapshots in the background).
+ *
+ * One struct shard per shard thread; it alone touches its members. The struct node holds
+ * what the threads share read-only after start (config, listen fds, the xcore matrix, the
+ * loops' doorbell targets) and the start/stop handshake.
+ */
+#ifndef KEEL_SHARD_SHARD_INT_H
+#define KEEL_SHARD_SHARD_INT_H
+
+#include "core/disk.h"
+#include "core/mvcc.h"
+#include "core/wal.h"
+#include "net/bufring.h"
+#include "net/conn.h"
+#include "net/loop.h"
+#include "shard/exec.h"
+#include "shard/router.h"
+#include "shard/shard.h"
+#include "shard/xcore.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* xcore message types (struct xcore_msg.type). */
+enum shard_xmsg {
+    XMSG_FWD = 1,    /* request: a whole request frame (borrowed); reply: a whole reply frame */
+    XMSG_STATUS = 2, /* request: empty; reply: struct xstatus inline */
+};
+
+/* One shard's counters as STATUS reports them; fits inline in an xcore slot. */
+struct xstatus {
+    i64 revision;
+    i64 compact_revision;
+    u64 keys;
+    u64 memory_bytes;
+    u64 wal_bytes;
+    u32 connections;
+    u16 shard_id;
+};
+
+/* A request this shard forwarded (cookie of the xcore message). */
+struct fwd {
+    struct conn *c;        /* holds c->pending until the reply */
+    struct gather *gather; /* a part of a gather, or NULL for a single forward */
+    u32 part;              /* index in the gather */
+};
+
+/* A request answered from several shards: a RANGE over several shards, or STATUS on the
+ * router port. */
+struct gather {
+    struct conn *c;
+    u16 opcode;
+    u64 request_id;
+    u8 *frame; /* own copy of the request frame (RANGE) */
+    size_t frame_len;
+    u32 parts_total;
+    u32 parts_left;
+    u16 shard[NODE_SHARDS_MAX];
+    u8 *part[NODE_SHARDS_MAX]; /* reply frame bytes (RANGE) */
+    size_t part_len[NODE_SHARDS_MAX];
+    struct xstatus status[NODE_SHARDS_MAX];
+    u64 need_index; /* own WAL index the own part waits for */
+};
+
+/* Heap bytes lent to another shard through xcore, freed once consumed. */
+struct lent {
+    u64 ticket;
+    void *ptr;
+};
+
+struct lent_fifo {
+    struct lent *items; /* ring of cap */
+    u32 cap;
+    u32 head;
+    u32 count;
+};
+
+/* A reply to a forwarded request, waiting for this shard's WAL. */
+struct remote_reply {
+    u32 origin;
+    u16 type;
+    u64 cookie;
+    u8 *bytes;
+    u32 len;
+    u64 need_index;
+};
+
+struct shard {
+    struct node *node;
+    u32 id;
+    pthread_t thread;
+    bool thread_started;
+    char dir[DISK_PATH_SIZE_MAX];
+    struct loop *loop;
+    struct bufring br;
+    bool br_ready;
+    struct conn_host host;
+    struct loop_completion accept_c[2]; /* router port, shard port */
+    bool accept_armed[2];
+    struct loop_completion tick_c;
+    bool tick_armed;
+    struct loop_completion doorbell_c; /* MSG_RING target, or the eventfd read */
+    bool efd_armed;
+    struct loop_completion ring_c; /* our MSG_RING sends */
+    /* store */
+    struct mvcc *m;
+    struct exec x;
+    struct router_map map;
+    bool compacting;
+    /* WAL */
+    struct disk_posix disk;
+    struct wal wal;
+    bool wal_open;
+    bool flush_busy;
+    u32 flush_ops_left;
+    int flush_res;
+    i64 flush_revision;
+    i64 durable_revision;
+    u64 flushes;
+    u64 flush_slow;
+    u64 flush_started_ns;
+    struct loop_completion flush_c[4]; /* writes 0..1, fdatasyncs 2..3 */
+    struct wal_flush_io flush_io;
+    /* cross-core */
+    struct lent_fifo lent_req[NODE_SHARDS_MAX];
+    struct lent_fifo lent_rep[NODE_SHARDS_MAX];
+    struct remote_reply *rr; /* waiting for the WAL */
+    u32 rr_len;
+    u32 rr_cap;
+    /* life */
+    bool draining;
+    bool drained;
+    u64 drain_started_ns;
+    u64 requests;
+    u64 snapshot_wal_mark; /* WAL bytes at the last snapshot */
+    struct shard_snap *snap;
+};
+
+struct node {
+    struct node_config config;
+    char data_dir[DISK_PATH_SIZE_MAX];
+    u16 client_port;
+    int client_fd[NODE_SHARDS_MAX];
+    int shard_fd[NODE_SHARDS_MAX];
+    struct xcore *xcore;
+    struct router_map map; /* from keel.meta; copied by every shard */
+    struct shard *shards;  /* [shard_count] */
+    struct loop *loops[NODE_SHARDS_MAX];
+    atomic_bool no_msg_ring; /* some loop lacks MSG_RING: every doorbell is an eventfd */
+    int lock_fd;
+    atomic_int stop;
+    atomic_uint open_conns;
+    atomic_uint drained;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    u32 ready;
+    u32 failed;
+    char err[256];
+};
+
+/* node_meta.c */
+int node_prepare_dir(struct node *n, char *err, size_t err_len);
+
+/* shard.c */
+void shard_fail(struct shard *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+u64 shard_now_ns(void);
+
+/* shard_req.c */
+int shard_on_frame(void *ctx, struct conn *c, const struct codec_frame *f, struct span raw);
+void shard_on_closed(void *ctx, struct conn *c);
+int shard_xcore_handler(void *ctx, const struct xcore_msg *msg);
+void shard_release_remote(struct shard *s);
+void shard_free_lent(struct shard *s);
+void shard_own_status(struct shard *s, struct xstatus *out);
+
+/* shard_io.c */
+int shard_wal_recover(struct shard *s);
+bool shard_wal_room(const struct shard *s, size_t payload_len);
+u64 shard_wal_append(struct shard *s, u16 opcode, struct span body);
+void shard_wal_kick(struct shard *s);
+u64 shard_wal_durable(const struct shard *s);
+u64 shard_wal_pending(const struct shard *s); /* last index if not durable, else 0 */
+u64 shard_wal_bytes(const struct shard *s);
+void shard_wal_close(struct shard *s);
+
+/* shard_snap.c */
+int shard_snap_load(struct shard *s, u64 *applied_index);
+void shard_snap_step(struct shard *s);
+void shard_snap_free(struct shard *s);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * shard_io.c — a shard's WAL: recovery on start (snapshot, then replay of every later record
+ * through exec_replay), appends of the writes a turn executed, and the group commit at the end
+ * of the turn. See docs/architecture.md, "Durability".
+ */
+#include "shard/shard_int.h"
+
+#include "core/assert.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHARD_WAL_SEGMENT_BYTES (64ull << 20)
+#define SHARD_WAL_BATCH_BYTES   (16u << 20)
+#define SHARD_WAL_SEGMENTS_MAX  4096u
+#define SHARD_SLOW_FSYNC_NS     (500ull * 1000000ull)
+
+static void shard_wal_cut(void *ctx, u64 seq, u64 offset, u64 last_index)
+{
+    struct shard *s = ctx;
+    node_log(
+        "wal", "shard %u: cut a torn tail in segment %llu at offset %llu; last good record %llu",
+        s->id, (unsigned long long)seq, (unsigned long long)offset, (unsigned long long)last_index);
+}
+
+/* Replays every durable record after applied_index into the store. */
+static int shard_wal_replay(struct shard *s, u64 applied_index, u64 *replayed)
+{
+    size_t len = wal_iter_buffer_size(&s->wal);
+    void *buf = malloc(len);
+    if (!buf) return shard_fail(s, "out of memory replaying the WAL"), -1;
+    struct wal_iter it;
+    u64 from = KEEL_MAX(applied_index + 1, wal_first_index(&s->wal));
+    int rc = wal_iter_init(&it, &s->wal, from, buf, len);
+    u64 n = 0;
+    while (rc == 0) {
+        u16 type = 0;
+        u64 index = 0;
+        struct span payload;
+        rc = wal_iter_next(&it, &type, &index, &payload);
+        if (rc != 0) break;
+        if (exec_replay(&s->x, type, payload) != 0) {
+            shard_fail(s,
+                       "WAL record %llu (opcode %u) does not replay onto the store: refusing "
+                       "to start on a log that does not match its snapshot",
+                       (unsigned long long)index, type);
+            rc = -1;
+            break;
+        }
+        n++;
+    }
+    if (rc >= 0) wal_iter_finish(&it);
+    free(buf);
+    *replayed = n;
+    if (rc == 1) return 0;
+    if (rc > 0) shard_fail(s, "reading the WAL: %s", keel_err_str(rc));
+    if (rc < -1) shard_fail(s, "reading the WAL: %s", strerror(-rc));
+    return -1;
+}
+
+int shard_wal_recover(struct shard *s)
+{
+    u64 t0 = shard_now_ns();
+    disk_posix_init(&s->disk, NULL);
+    char dir[DISK_PATH_SIZE_MAX];
+    snprintf(dir, sizeof(dir), "%.240s/wal", s->dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return shard_fail(s, "cannot create %s: %s", dir, strerror(errno)), -1;
+    u64 applied = 0;
+    if (shard_snap_load(s, &applied) != 0) return -1;
+    struct wal_config wc = {.segment_size_bytes = SHARD_WAL_SEGMENT_BYTES,
+                            .payload_size_max = CODEC_FRAME_SIZE_MAX,
+                            .batch_bytes_max = SHARD_WAL_BATCH_BYTES,
+                            .segments_max = SHARD_WAL_SEGMENTS_MAX,
+                            .first_index = applied + 1,
+                            .on_cut = shard_wal_cut,
+                            .on_cut_ctx = s};
+    int rc = wal_open(&s->wal, &s->disk.base, dir, &wc);
+    if (rc != 0) {
+        const char *why = rc > 0 ? keel_err_str(rc) : strerror(-rc);
+        return shard_fail(s, "cannot open the WAL in %s: %s", dir, why), -1;
+    }
+    s->wal_open = true;
+    if (wal_last_index(&s->wal) < applied)
+        return shard_fail(s, "the WAL ends at %llu, before the snapshot's index %llu",
+                          (unsigned long long)wal_last_index(&s->wal), (unsigned long long)applied),
+               -1;
+    u64 replayed = 0;
+    if (shard_wal_replay(s, applied, &replayed) != 0) return -1;
+    s->durable_revision = mvcc_revision(s->m);
+    s->snapshot_wal_mark = shard_wal_bytes(s);
+    struct mvcc_stats st;
+    mvcc_stats(s->m, &st);
+    if (!s->node->config.quiet)
+        node_log("recovery",
+                 "shard %u: snapshot index %llu, replayed %llu WAL records in %.1f ms: revision "
+                 "%lld, %llu keys",
+                 s->id, (unsigned long long)applied, (unsigned long long)replayed,
+                 (double)(shard_now_ns() - t0) / 1e6, (long long)st.revision,
+                 (unsigned long long)st.keys_live);
+    return 0;
+}
+
+void shard_wal_close(struct shard *s)
+{
+    if (!s->wal_open) return;
+    wal_close(&s->wal);
+    s->wal_open = false;
+}
+
+u64 shard_wal_durable(const struct shard *s)
+{
+    return wal_durable_index(&s->wal);
+}
+
+u64 shard_wal_pending(const struct shard *s)
+{
+    u64 last = wal_last_index(&s->wal);
+    return last > wal_durable_index(&s->wal) ? last : 0;
+}
+
+u64 shard_wal_bytes(const struct shard *s)
+{
+    const struct wal *w = &s->wal;
+    if (w->segment_count == 0) return 0;
+    return (u64)(w->segment_count - 1) * w->config.segment_size_bytes + w->tail_offset;
+}
+
+/* ---- group commit through the loop ------------------------------------------------------------
+ */
+
+#define SHARD_OF_FLUSH(ptr, i)                                                \
+    ((struct shard *)(void *)((char *)(ptr)-offsetof(struct shard, flush_c) - \
+                              (size_t)(i) * sizeof(struct loop_completion)))
+
+bool shard_wal_room(const struct shard *s, size_t payload_len)
+{
+    return wal_can_append(&s->wal, payload_len);
+}
+
+/* A WAL that cannot be written is a dead end for this process: the kernel may have dropped
+ * dirty pages (fsyncgate), so nothing written since the last good sync can be proven durable.
+ * Fail-stop, as etcd does; recovery on the next start decides what survived. */
+static void shard_wal_fatal(struct shard *s, const char *what, int rc)
+{
+    node_log("wal",
+             "shard %u: %s failed: %s; stopping the process so that recovery decides "
+             "what is durable",
+             s->id, what, rc > 0 ? keel_err_str(rc) : strerror(-rc));
+    _exit(70);
+}
+
+u64 shard_wal_append(struct shard *s, u16 opcode, struct span body)
+{
+    u64 index = 0;
+    int rc = wal_append(&s->wal, opcode, body, &index);
+    if (rc != 0) shard_wal_fatal(s, "append", rc); /* room was checked before executing */
+    return index;
+}
+
+static void shard_flush_finish(struct shard *s)
+{
+    int rc = wal_flush_end(&s->wal, s->flush_res);
+    s->flush_busy = false;
+    if (rc != 0 || s->flush_res != 0) shard_wal_fatal(s, "fdatasync", rc ? rc : s->flush_res);
+    s->durable_revision = s->flush_revision;
+    s->flushes++;
+    u64 took_ns = shard_now_ns() - s->flush_started_ns;
+    if (took_ns > SHARD_SLOW_FSYNC_NS) {
+        s->flush_slow++;
+        node_log("wal", "shard %u: slow WAL sync: %.0f ms (%llu slow so far)", s->id,
+                 (double)took_ns / 1e6, (unsigned long long)s->flush_slow);
+    }
+}
+
+static void shard_flush_op_done(struct shard *s, u32 op, int res)
+{
+    ASSERT(s->flush_busy && s->flush_ops_left > 0);
+    bool is_write = op < WAL_FLUSH_OPS_MAX;
+    int err = 0;
+    if (res < 0 && res != -ECANCELED) err = res;
+    if (res == -ECANCELED && s->flush_res == 0) err = -EIO; /* a link member failed */
+    if (is_write && res >= 0 && (u32)res != s->flush_io.writes[op].len) err = -EIO;
+    if (err != 0 && (s->flush_res == 0 || s->flush_res == -EIO)) s->flush_res = err;
+    if (--s->flush_ops_left == 0) shard_flush_finish(s);
+}
+
+static void shard_flush0_done(struct loop_completion *c, int res, u32 flags)
+{
+    (void)flags;
+    shard_flush_op_done(SHARD_OF_FLUSH(c, 0), 0, res);
+}
+
+static void shard_flush1_done(struct loop_completion *c, int res, u32 flags)
+{
+    (void)flags;
+    shard_flush_op_done(SHARD_OF_FLUSH(c, 1), 1, res);
+}
+
+static void shard_flush2_done(struct loop_completion *c, int res, u32 flags)
+{
+    (void)flags;
+    shard_flush_op_done(SHARD_OF_FLUSH(c, 2), 2, res);
+}
+
+static void shard_flush3_done(struct loop_completion *c, int res, u32 flags)
+{
+    (void)flags;
+    shard_flush_op_done(SHARD_OF_FLUSH(c, 3), 3, res);
+}
+
+/* Starts the group commit of every write appended since the last one: per segment touched,
+ * one write linked to one fdatasync, all in the next submit. One flush at a time. */
+void shard_wal_kick(struct shard *s)
+{
+    struct wal *w = &s->wal;
+    if (s->flush_busy || wal_last_index(w) == wal_durable_index(w)) return;
+    if (loop_reserve(s->loop, 2 * WAL_FLUSH_OPS_MAX) != 0) return; /* next turn */
+    i64 revision = mvcc_revision(s->m);
+    struct wal_flush_io *io = &s->flush_io;
+    int rc = wal_flush_begin(w, io);
+    if (rc != 0) shard_wal_fatal(s, "flush", rc);
+    if (io->write_count == 0) return;
+    void (*done[4])(struct loop_completion *, int, u32) = {shard_flush0_done, shard_flush1_done,
+                                                           shard_flush2_done, shard_flush3_done};
+    for (u32 i = 0; i < 4; i++) s->flush_c[i].done = done[i];
+    for (u32 i = 0; i < io->write_count; i++) {
+        const struct wal_flush_write *wr = &io->writes[i];
+        rc = loop_write(s->loop, &s->flush_c[i], wr->fd, wr->buf, wr->len, wr->offset_bytes);
+        ASSERT(rc == 0); /* reserved */
+        loop_link_next(s->loop);
+        rc = loop_fsync(s->loop, &s->flush_c[WAL_FLUSH_OPS_MAX + i], io->syncs[i].fd,
+                        LOOP_FSYNC_DATASYNC);
+        ASSERT(rc == 0);
+    }
+    s->flush_busy = true;
+    s->flush_res = 0;
+    s->flush_ops_left = 2 * io->write_count;
+    s->flush_revision = revision;
+    s->flush_started_ns = shard_now_ns();
+}
