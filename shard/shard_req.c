@@ -494,11 +494,12 @@ static int shard_kv(struct shard *s, struct conn *c, const struct codec_frame *f
 int shard_on_frame(void *ctx, struct conn *c, const struct codec_frame *f, struct span raw)
 {
     struct shard *s = ctx;
-    if (f->opcode == CODEC_OP_HELLO) return shard_hello(s, c, f);
-    if (f->request_id == 0) {
-        conn_goaway(c, CODEC_S_FRAME_MALFORMED, 0, "request id 0");
+    if (f->request_id == 0 || f->opcode == CODEC_OP_GOAWAY) {
+        conn_goaway(c, CODEC_S_FRAME_MALFORMED, 0,
+                    f->request_id == 0 ? "request id 0" : "GOAWAY is sent by servers only");
         return CONN_FRAME_CLOSE;
     }
+    if (f->opcode == CODEC_OP_HELLO) return shard_hello(s, c, f);
     if (!c->handshaken) return shard_error(s, c, f, CODEC_S_NOT_HANDSHAKEN, 0, NULL);
     if (c->pending >= CODEC_IN_FLIGHT_MAX)
         return shard_error(s, c, f, CODEC_S_TOO_MANY_IN_FLIGHT, CODEC_IN_FLIGHT_MAX, NULL);
