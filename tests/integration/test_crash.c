@@ -399,7 +399,7 @@ static void crash_stop_clean(struct crash *f)
 
 /* ---- 1. kill -9 under load, restart, repeat ----------------------------------------------- */
 
-Test(crash, kill9_under_load, .timeout = 240)
+Test(crash, kill9_under_load)
 {
     struct crash *f = crash_new("crash/kill9_under_load");
     uint64_t rounds = env_u64("KEEL_ROUNDS", CRASH_ROUNDS_DEFAULT);
@@ -480,7 +480,7 @@ static void crash_restart_logged(struct crash *f, uint32_t shard, const char *na
     free(log);
 }
 
-Test(crash, torn_tail, .timeout = 120)
+Test(crash, torn_tail)
 {
     struct crash *f = crash_new("crash/torn_tail");
     uint32_t shard = (uint32_t)(rng_next(&f->rng) % CRASH_SHARDS);
@@ -529,7 +529,7 @@ static void crash_flip_early(struct crash *f, uint32_t shard, char *path, size_t
     free(s);
 }
 
-Test(crash, corrupt_middle, .timeout = 120)
+Test(crash, corrupt_middle)
 {
     struct crash *f = crash_new("crash/corrupt_middle");
     uint32_t shard = (uint32_t)(rng_next(&f->rng) % CRASH_SHARDS);
@@ -560,7 +560,7 @@ Test(crash, corrupt_middle, .timeout = 120)
 
 /* ---- 4. SIGTERM under load ---------------------------------------------------------------- */
 
-Test(crash, sigterm_under_load, .timeout = 120)
+Test(crash, sigterm_under_load)
 {
     struct crash *f = crash_new("crash/sigterm_under_load");
     crash_start(&f->p);
