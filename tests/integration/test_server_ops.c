@@ -8,9 +8,11 @@
  */
 #include "client/keel.h"
 #include "keeld_proc.h"
+#include "raw_conn.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct keeld_proc kp;
@@ -961,8 +963,6 @@ Test(ops, restart_keeps_every_key_and_revision)
 
 /* ---- statuses only a raw client can provoke (libkeel checks these before sending) ---------- */
 
-#include "raw_conn.h"
-
 static struct buf rb; /* request bytes of the raw tests */
 
 /* Sends rb (one request with id), reads its reply, checks id, opcode and status; the
@@ -1124,4 +1124,49 @@ Test(ops, client_side_statuses_through_libkeel)
     neg.limit = -1;
     ASSERT_STATUS(keel_get(router, &neg, &r), KEEL_STATUS_INVALID); /* "negative limit" */
     cr_assert_eq(get_one(router, "~d", NULL), 0);
+}
+
+Test(ops, reply_too_large)
+{
+    /* 22 + 21 values of value_size_max: each shard's part fits in a reply, the merge does not */
+    size_t vlen = keel_server_info(router)->value_size_max;
+    uint32_t reply_max = keel_server_info(router)->reply_frame_size_max;
+    cr_assert_eq(reply_max, CODEC_REPLY_FRAME_SIZE_MAX);
+    size_t per_shard[2] = {22, 21};
+    cr_assert_gt((per_shard[0] + per_shard[1]) * vlen, reply_max);
+    cr_assert_lt(per_shard[0] * vlen + 65536, reply_max);
+    char *value = malloc(vlen);
+    cr_assert_not_null(value);
+    memset(value, 'L', vlen);
+    char key[40];
+    struct keel_result r;
+    for (int s = 0; s < 2; s++) {
+        for (size_t i = 0; i < per_shard[s]; i++) {
+            snprintf(key, sizeof(key), "%clarge/%02zu", s ? '~' : '!', i);
+            struct keel_put_args a = {.key = B(key), .value = {value, vlen}};
+            ASSERT_STATUS(keel_put(aware, &a, &r), KEEL_STATUS_OK);
+        }
+    }
+    free(value);
+    struct keel_range_args one = range_of("!large/", "!large0");
+    ASSERT_STATUS(keel_get(aware, &one, &r), KEEL_STATUS_OK);
+    cr_assert_eq(r.u.range.kvs_len, per_shard[0]);
+    struct keel_range_args all = range_of("!large/", "~large0");
+    ASSERT_STATUS(keel_get(router, &all, &r), KEEL_STATUS_REPLY_TOO_LARGE);
+    cr_assert_eq(r.error.detail, reply_max, "detail is the reply limit");
+    all.keys_only = true;
+    ASSERT_STATUS(keel_get(router, &all, &r), KEEL_STATUS_OK);
+    cr_assert_eq(r.u.range.kvs_len, per_shard[0] + per_shard[1]);
+    all.keys_only = false;
+    all.limit = 10;
+    ASSERT_STATUS(keel_get(router, &all, &r), KEEL_STATUS_OK);
+    cr_assert_eq(r.u.range.kvs_len, 10);
+    cr_assert(r.u.range.more);
+    /* a txn whose reads add up past the limit, with a write first: the write does not run */
+    struct keel_op ops[3] = {op_put("!large/mark", "x"), op_get("!large/"), op_get("!large/")};
+    ops[1].u.range = one;
+    ops[2].u.range = one;
+    struct keel_txn_args t = {.success = ops, .success_len = 3};
+    ASSERT_STATUS(keel_txn(aware, &t, &r), KEEL_STATUS_REPLY_TOO_LARGE);
+    cr_assert_eq(get_one(router, "!large/mark", NULL), 0, "the txn's write was not executed");
 }
