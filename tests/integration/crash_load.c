@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOAD_KEY_SIZE   96u
 #define LOAD_VALUE_SIZE 32u
+#define LOAD_DRAIN_MS   10000
 #define LOAD_TXN_FAILED 1000 /* a pseudo status: an OK txn reply that says it failed */
 
 /* ---- keys and values ---------------------------------------------------------------------- */
@@ -185,14 +187,33 @@ static void load_submit_counter(struct load_client *lc)
     lc->in_flight++;
 }
 
+static int64_t load_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Submits until the stop flag or a failed submit (lc->dead: a connection is gone), then keeps
+ * polling until every op in flight has its outcome (reply, GOAWAY or close), so a connection
+ * that closed first does not turn the others' replies into CLOSED; at most LOAD_DRAIN_MS. */
 static void *load_thread(void *arg)
 {
     struct load_client *lc = arg;
     struct load_run *run = lc->run;
-    while (!atomic_load(&run->stop) && !lc->dead) {
-        if (lc->id == 0 && !lc->counter_busy) load_submit_counter(lc);
-        while (lc->in_flight < LOAD_DEPTH && !lc->dead && load_submit_next(lc)) {}
-        if (keel_poll(lc->c, 20) < 0) lc->dead = true; /* every connection closed */
+    int64_t drain_end_ms = -1;
+    for (;;) { /* bounded: LOAD_DRAIN_MS after the stop flag */
+        bool submitting = !atomic_load(&run->stop) && !lc->dead;
+        if (submitting) {
+            if (lc->id == 0 && !lc->counter_busy) load_submit_counter(lc);
+            while (lc->in_flight < LOAD_DEPTH && !lc->dead && load_submit_next(lc)) {}
+        } else {
+            if (keel_pending(lc->c) == 0) break;
+            if (atomic_load(&run->stop) && drain_end_ms < 0)
+                drain_end_ms = load_now_ms() + LOAD_DRAIN_MS;
+            if (drain_end_ms >= 0 && load_now_ms() > drain_end_ms) break;
+        }
+        if (keel_poll(lc->c, 20) < 0) break; /* every connection closed */
     }
     return NULL;
 }
