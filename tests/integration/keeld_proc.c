@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,16 +116,39 @@ static pid_t spawn(struct keeld_proc *p)
     _exit(127);
 }
 
-/* Waits until every port of p accepts; false if keeld exited or the wait timed out. */
+/* Sends a HELLO on port and waits (up to deadline) for its reply: keeld listens before its
+ * recovery ends, so an accepting port is not yet a serving one. True on an OK reply. */
+static bool hello_ok(uint16_t port, int64_t deadline_ms)
+{
+    static const uint8_t hello[30] = {26, 0,   0,   0,   1,   0, 0, 0, 1, 0, 0, 0, 0, 0, 0,
+                                      0,  'K', 'E', 'E', 'L', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    int fd = keeld_tcp_connect(port);
+    if (fd < 0) return false;
+    bool ok = send(fd, hello, sizeof(hello), MSG_NOSIGNAL) == (ssize_t)sizeof(hello);
+    uint8_t reply[18]; /* length, opcode, flags, request id, status */
+    size_t got = 0;
+    while (ok && got < sizeof(reply)) {
+        int64_t left_ms = deadline_ms - keeld_now_ms();
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (left_ms <= 0 || poll(&pfd, 1, (int)left_ms) <= 0) break;
+        ssize_t n = recv(fd, reply + got, sizeof(reply) - got, 0);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    /* opcode HELLO (1), request id 1, status OK (0) */
+    return got == sizeof(reply) && reply[4] == 1 && reply[5] == 0 && reply[8] == 1 &&
+           reply[16] == 0 && reply[17] == 0;
+}
+
+/* Waits until every port of p answers a HELLO; false if keeld exited or the wait timed out. */
 static bool wait_ready(struct keeld_proc *p)
 {
     int64_t deadline = keeld_now_ms() + KEELD_READY_MS;
-    uint32_t ready = 0; /* ports 0 .. ready-1 accepted */
+    uint32_t ready = 0; /* ports 0 .. ready-1 answered */
     while (keeld_now_ms() < deadline) {
         if (!keeld_alive(p)) return false;
-        int fd = keeld_tcp_connect((uint16_t)(p->port + ready));
-        if (fd >= 0) {
-            close(fd);
+        if (hello_ok((uint16_t)(p->port + ready), deadline)) {
             if (++ready > p->shards) return true;
             continue;
         }

@@ -5,8 +5,8 @@
  *  - keeld_start picks a free loopback port range (PORT from a bind to 127.0.0.1:0, then
  *    PORT+1 .. PORT+shards checked free too), makes a data dir with mkdtemp (unless the
  *    struct already names one: a restart on the same data), spawns
- *    KEEL_BIN_DIR/keeld --quiet and waits until the router port and every shard port accept
- *    a TCP connection (at most KEELD_READY_MS). The port range is raced with other
+ *    KEEL_BIN_DIR/keeld --quiet and waits until the router port and every shard port answer
+ *    a HELLO (at most KEELD_READY_MS; keeld listens before its recovery ends). The port range is raced with other
  *    processes, so a keeld that exits during start-up is retried on a new range.
  *  - The child gets PR_SET_PDEATHSIG(SIGKILL): a test process that crashes does not leave
  *    a keeld behind.
