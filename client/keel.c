@@ -2,6 +2,10 @@
  * keel.c — libkeel's connections, request table, poll loop, sync calls and routing.
  * Blocking TCP sockets with TCP_NODELAY, made non-blocking for the poll() loop; frames
  * are read as protocol.md's "Frames" says (cut whole frames off a growing buffer).
+ * Output: submits encode into the connection's out buffer; only a poll sends it, so the
+ * frames of one poll round leave in one send() (TCP_NODELAY makes every send a segment).
+ * Polling: keel_poll_many flushes, then one poll() over every connection of every client
+ * it is given; keel_poll is the one-client case.
  */
 #include "client/keel_int.h"
 #include "core/assert.h"
@@ -167,6 +171,7 @@ static void pend_fail(keel_client *c, u32 slot, int status)
     res.opcode = p.opcode;
     res.header.shard = CODEC_SHARD_NONE;
     pend_finish(c, slot);
+    c->callbacks_run++;
     if (p.cb != NULL) p.cb(p.ctx, p.id, status, &res);
 }
 
@@ -367,11 +372,12 @@ static int reply_handle(keel_client *c, u16 i, const struct codec_frame *f)
         keel_mem_free(mem);
         return rc == KEEL_STATUS_NO_MEMORY ? rc : KEEL_STATUS_BAD_REPLY;
     }
-    if (r.header.status == CODEC_S_WRONG_SHARD) c->map_stale = true;
+    if (r.header.status == CODEC_S_WRONG_SHARD && c->opt.shard_aware) c->map_stale = true;
     if (f->opcode == CODEC_OP_HELLO && r.header.status == CODEC_S_OK && i == 0) {
         hello_apply(c, &r.body.hello_reply, r.header.member_id);
     }
     pend_finish(c, (u32)slot);
+    c->callbacks_run++;
     if (p.cb != NULL) p.cb(p.ctx, p.id, r.header.status, &res);
     if (p.keep_mem) {
         keel_mem_free(c->sync_mem);
@@ -421,31 +427,100 @@ static int conn_read(keel_client *c, u16 i)
     return done;
 }
 
+/* One poll() entry's connection: the client's index in the caller's array and its conn. */
+struct poll_owner {
+    u32 client;
+    u16 conn;
+};
+
+/* Callbacks run so far by every client of the array (a callback never closes a client). */
+static u64 poll_callbacks(keel_client *const *clients, int count)
+{
+    u64 n = 0;
+    for (int i = 0; i < count; i++)
+        if (clients[i] != NULL) n += clients[i]->callbacks_run;
+    return n;
+}
+
+/* Open connections of every client: an upper bound on the entries poll_prepare makes. */
+static size_t poll_open(keel_client *const *clients, int count)
+{
+    size_t n = 0;
+    for (int i = 0; i < count; i++)
+        if (clients[i] != NULL) n += (size_t)keel_connection_count(clients[i]);
+    return n;
+}
+
+/* Sends every connection's queued frames (one send per connection unless the socket is
+ * full), then fills pfd/own with the connections still open; returns their number. */
+static size_t poll_prepare(keel_client *const *clients, int count, struct pollfd *pfd,
+                           struct poll_owner *own, size_t cap)
+{
+    size_t n = 0;
+    for (int ci = 0; ci < count; ci++) {
+        keel_client *c = clients[ci];
+        if (c == NULL) continue;
+        for (u16 i = 0; i < c->conns_len; i++) {
+            conn_flush(c, i);
+            if (c->conns[i].fd < 0) continue;
+            ASSERT(n < cap);
+            pfd[n] = (struct pollfd){.fd = c->conns[i].fd, .events = POLLIN};
+            if (c->conns[i].out.len > 0) pfd[n].events |= POLLOUT;
+            own[n++] = (struct poll_owner){.client = (u32)ci, .conn = i};
+        }
+    }
+    return n;
+}
+
+/* Sends more where the socket has room again, reads and dispatches where replies wait. */
+static void poll_dispatch(keel_client *const *clients, const struct pollfd *pfd,
+                          const struct poll_owner *own, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        keel_client *c = clients[own[j].client];
+        u16 i = own[j].conn;
+        ASSERT(i < c->conns_len);
+        if (pfd[j].revents & POLLOUT) conn_flush(c, i);
+        if ((pfd[j].revents & (POLLIN | POLLHUP | POLLERR)) && c->conns[i].fd >= 0) conn_read(c, i);
+    }
+}
+
+#define KEEL_POLL_STACK 256 /* poll entries on the stack; more are malloc'd per call */
+
+int keel_poll_many(keel_client *const *clients, int count, int timeout_ms)
+{
+    if (count < 0 || (clients == NULL && count > 0)) return KEEL_STATUS_ARG;
+    u64 before = poll_callbacks(clients, count);
+    size_t cap = poll_open(clients, count);
+    struct pollfd pfd_stack[KEEL_POLL_STACK];
+    struct poll_owner own_stack[KEEL_POLL_STACK];
+    struct pollfd *pfd = pfd_stack;
+    struct poll_owner *own = own_stack;
+    if (cap > KEEL_POLL_STACK) {
+        pfd = malloc(cap * sizeof(*pfd));
+        own = malloc(cap * sizeof(*own));
+        if (pfd == NULL || own == NULL) {
+            free(pfd);
+            free(own);
+            return KEEL_STATUS_NO_MEMORY;
+        }
+    }
+    size_t n = poll_prepare(clients, count, pfd, own, cap);
+    int rc = n == 0 ? KEEL_STATUS_CLOSED : 0;
+    if (n > 0 && poll(pfd, (nfds_t)n, timeout_ms) > 0) poll_dispatch(clients, pfd, own, n);
+    if (pfd != pfd_stack) {
+        free(pfd);
+        free(own);
+    }
+    if (rc != 0) return rc;
+    u64 run = poll_callbacks(clients, count) - before;
+    return run > INT32_MAX ? INT32_MAX : (int)run;
+}
+
 int keel_poll(keel_client *c, int timeout_ms)
 {
     if (c == NULL) return KEEL_STATUS_ARG;
-    struct pollfd pfd[KEEL_CONNS_MAX];
-    u16 idx[KEEL_CONNS_MAX];
-    nfds_t n = 0;
-    for (u16 i = 0; i < c->conns_len; i++) {
-        conn_flush(c, i);
-        if (c->conns[i].fd < 0) continue;
-        pfd[n] = (struct pollfd){.fd = c->conns[i].fd, .events = POLLIN};
-        if (c->conns[i].out.len > 0) pfd[n].events |= POLLOUT;
-        idx[n++] = i;
-    }
-    if (n == 0) return KEEL_STATUS_CLOSED;
-    int rc = poll(pfd, n, timeout_ms);
-    if (rc <= 0) return 0;
-    int done = 0;
-    for (nfds_t j = 0; j < n; j++) {
-        if (pfd[j].revents & POLLOUT) conn_flush(c, idx[j]);
-        if ((pfd[j].revents & (POLLIN | POLLHUP | POLLERR)) && c->conns[idx[j]].fd >= 0) {
-            int r = conn_read(c, idx[j]);
-            if (r > 0) done += r;
-        }
-    }
-    return done;
+    return keel_poll_many(&c, 1, timeout_ms);
 }
 
 /* ---- sync calls --------------------------------------------------------------------------- */

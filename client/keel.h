@@ -17,12 +17,13 @@
  *    client or keel_release(client). On a non-OK server status, result->header and
  *    result->error are filled (detail and message) and the rest is zeroed.
  *  - Async calls (keel_submit_*) queue the request and return its request id; keel_poll
- *    sends, reads replies in any order, matches them by request id and calls each
- *    request's callback exactly once: with the reply, or with KEEL_STATUS_CLOSED when the
+ *    (one client) or keel_poll_many (several, one wait) sends what was queued, coalesced
+ *    into one send() per connection, reads replies in any order, matches them by request id and
+ * calls each request's callback exactly once: with the reply, or with KEEL_STATUS_CLOSED when the
  *    connection was lost, or KEEL_STATUS_GOAWAY when the server said GOAWAY before
  *    answering (the request was not executed). The result passed to a callback lives
  *    until the callback returns. Callbacks may submit new requests but must not call
- *    sync functions or keel_close.
+ *    sync functions, keel_poll, keel_poll_many or keel_close.
  *  - Backpressure: each connection holds at most in_flight_max unanswered requests (the
  *    option, capped by the server's HELLO limit). A submit past it returns
  *    KEEL_STATUS_FULL and queues nothing: poll, then retry.
@@ -340,8 +341,25 @@ int keel_submit_shard_map(keel_client *c, keel_callback cb, void *ctx, uint64_t 
 
 /* Sends what is queued, waits up to timeout_ms (0: do not wait, -1: forever) for replies
  * and runs their callbacks. Returns the number of callbacks run (>= 0) or a negative
- * status when every connection is closed. */
+ * status when every connection is closed. keel_poll_many over one client. */
 int keel_poll(keel_client *c, int timeout_ms);
+/* keel_poll over several clients at once, for a thread that owns them all:
+ *  1. sends every client's queued frames: the frames submitted on a connection since the
+ *     last poll leave in one send() (more only when the socket buffer is full; the rest
+ *     goes when poll() says the socket has room);
+ *  2. waits once, in one poll() over every open connection of every client, until one is
+ *     readable (or writable with output left), up to timeout_ms (0: do not wait, -1:
+ *     forever); an idle caller sleeps in the kernel;
+ *  3. reads what the ready connections have and runs the callbacks of every whole reply
+ *     (a lost connection's pending requests get KEEL_STATUS_CLOSED or GOAWAY callbacks).
+ * Frames submitted from callbacks leave at the next call. Returns the number of callbacks
+ * run (>= 0, 0 on a timeout), KEEL_STATUS_CLOSED when no connection of any client is open
+ * (at once, without waiting: a caller loop cannot spin on closed clients unnoticed; close
+ * or stop polling such clients, keel_connection_count tells which), KEEL_STATUS_ARG
+ * (count < 0, or clients NULL with count > 0), KEEL_STATUS_NO_MEMORY. NULL entries are
+ * skipped; a client must appear at most once; every client must belong to the calling
+ * thread for the call. */
+int keel_poll_many(keel_client *const *clients, int count, int timeout_ms);
 /* Requests submitted and not yet called back. */
 uint32_t keel_pending(const keel_client *c);
 

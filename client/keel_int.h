@@ -60,6 +60,7 @@ struct keel_client {
     void *sync_mem; /* the last sync result's block */
     struct buf scratch[3];
     bool in_callback;
+    u64 callbacks_run; /* requests finished (called back or, after a sync timeout, dropped) */
 };
 
 /* keel_msg.c */

@@ -27,10 +27,10 @@
  *    callback (inside keel_poll), per request, into per-thread bench_hist histograms
  *    (no allocation per request), merged at the end. A request is measured when it was
  *    submitted after the warmup. Failed requests are errors, not latencies.
- *  - Waiting: a thread with one live client blocks in keel_poll; a thread with several
- *    polls them in turn without blocking (libkeel exposes no descriptor to wait on
- *    several clients at once) and yields the CPU when a round found nothing. For the
- *    lowest client overhead, give as many threads as connections.
+ *  - Waiting: a thread waits on all its live clients at once in keel_poll_many (one
+ *    poll() over every connection, up to KB_POLL_TIMEOUT_MS), so a thread with nothing to
+ *    read sleeps in the kernel instead of taking CPU from a server on the same cores; the
+ *    requests a round submits leave in one send() per connection at the next wait.
  *
  * Output: the settings line; a progress line per second on a terminal; ops/s, errors
  * (one line per distinct status, keel_strerror), latency percentiles in ms; the last line
@@ -48,7 +48,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +105,7 @@ struct kb_thread {
     const struct bench_config *cfg;
     struct kb_shared *shared;
     struct kb_conn *conns;
+    keel_client **polled; /* the live clients, for keel_poll_many: conns_len entries */
     u32 conns_len, alive, preload_depth;
     struct bench_rng rng;
     char *key;  /* key_size bytes of scratch */
@@ -199,21 +199,21 @@ static void kb_conn_dead(struct kb_thread *t, struct kb_conn *k)
     t->conns_lost++;
 }
 
-/* Sends and receives on every live client: blocking (up to timeout_ms) when only one is
- * live, else one non-blocking round, yielding the CPU when it found nothing. */
+/* Sends what every live client queued and waits (up to timeout_ms) in one keel_poll_many
+ * for replies on any of them; a client whose connections are all lost is marked dead. */
 static void kb_poll_all(struct kb_thread *t, int timeout_ms)
 {
-    int done = 0;
+    u32 n = 0;
+    for (u32 i = 0; i < t->conns_len; i++)
+        if (!t->conns[i].dead) t->polled[n++] = t->conns[i].client;
+    ASSERT(n == t->alive);
+    if (n == 0) return;
+    int rc = keel_poll_many(t->polled, (int)n, timeout_ms);
+    ASSERT(rc >= 0 || rc == KEEL_STATUS_CLOSED || rc == KEEL_STATUS_NO_MEMORY);
     for (u32 i = 0; i < t->conns_len; i++) {
         struct kb_conn *k = &t->conns[i];
-        if (k->dead || keel_pending(k->client) == 0) continue;
-        int rc = keel_poll(k->client, t->alive == 1 ? timeout_ms : 0);
-        if (rc < 0)
-            kb_conn_dead(t, k);
-        else
-            done += rc;
+        if (!k->dead && keel_connection_count(k->client) == 0) kb_conn_dead(t, k);
     }
-    if (done == 0 && t->alive > 1) sched_yield();
 }
 
 static const char *kb_value(struct kb_thread *t)
@@ -424,10 +424,11 @@ static int kb_thread_alloc(struct kb_bench *b, struct kb_thread *t, u32 index, u
     t->shared = &b->shared;
     t->conns_len = n;
     t->conns = calloc(n, sizeof(*t->conns));
+    t->polled = calloc(n, sizeof(*t->polled));
     t->key = malloc(c->key_size_bytes);
     t->pool_len = (size_t)c->value_size_bytes + KB_POOL_EXTRA_BYTES;
     t->pool = malloc(t->pool_len);
-    bool ok = t->conns != NULL && t->key != NULL && t->pool != NULL;
+    bool ok = t->conns != NULL && t->polled != NULL && t->key != NULL && t->pool != NULL;
     for (u32 k = 0; k < BENCH_KINDS; k++) {
         t->hist[k] = malloc(sizeof(struct bench_hist));
         ok = ok && t->hist[k] != NULL;

@@ -59,6 +59,7 @@ struct srv {
     u32 goaway_after;    /* after this many replies on a conn, GOAWAY SHUTTING_DOWN */
     bool wrong_id;       /* non-HELLO replies carry an id the client never sent */
     atomic_uint requests[1 + SRV_SHARDS_MAX]; /* non-HELLO requests per port */
+    atomic_uint frames_per_read_max;          /* most request frames one recv() brought */
 };
 
 static const u8 split_key[] = "m"; /* shard 0: [, "m"), shard 1: ["m", ) */
@@ -508,6 +509,7 @@ static void srv_read(struct srv *s, struct srv_conn *k)
     if (n <= 0) return conn_close(k);
     k->in_len += (size_t)n;
     size_t off = 0;
+    u32 frames = 0;
     for (;;) {
         struct codec_frame f;
         size_t size;
@@ -517,7 +519,10 @@ static void srv_read(struct srv *s, struct srv_conn *k)
         cr_assert_eq(rc, 0);
         if (!srv_frame(s, k, &f)) return;
         off += size;
+        frames++;
     }
+    if (frames > atomic_load(&s->frames_per_read_max))
+        atomic_store(&s->frames_per_read_max, frames);
     memmove(k->in, k->in + off, k->in_len - off);
     k->in_len -= off;
     send_all(k->fd, k->out.ptr, k->out.len);
@@ -1236,6 +1241,195 @@ Test(client, async_every_submit)
     cr_assert_eq(r[6].order, 1);
     cr_assert_eq(keel_submit_put(NULL, &p, result_cb, NULL, NULL), KEEL_STATUS_ARG);
     keel_close(c);
+    srv_stop(s);
+    srv_free(s);
+}
+
+/* ---- keel_poll_many ---------------------------------------------------------------------- */
+
+#define MANY_CLIENTS 5
+#define MANY_N       1500
+
+static i64 mono_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (i64)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static u32 pending_all(keel_client *const *cl, int n)
+{
+    u32 p = 0;
+    for (int i = 0; i < n; i++) p += keel_pending(cl[i]);
+    return p;
+}
+
+/* Submits n requests on every client, round-robin, waiting in keel_poll_many on FULL. */
+static void many_submit(keel_client **cl, struct async_set *sets, int n,
+                        int (*submit)(keel_client *, int, void *))
+{
+    int next[MANY_CLIENTS] = {0};
+    for (bool more = true; more;) {
+        more = false;
+        for (int i = 0; i < MANY_CLIENTS; i++) {
+            while (next[i] < n) {
+                int rc = submit(cl[i], next[i], &sets[i]);
+                if (rc == KEEL_STATUS_FULL) break;
+                cr_assert_eq(rc, 0, "client %d submit %d: %s", i, next[i], keel_strerror(rc));
+                next[i]++;
+            }
+            more = more || next[i] < n;
+        }
+        if (more) cr_assert_geq(keel_poll_many(cl, MANY_CLIENTS, 10), 0);
+    }
+}
+
+static void many_drain(keel_client **cl)
+{
+    for (int i = 0; i < 2000 && pending_all(cl, MANY_CLIENTS) > 0; i++) {
+        int rc = keel_poll_many(cl, MANY_CLIENTS, 100);
+        cr_assert_geq(rc, 0, "poll_many: %s", keel_strerror(rc));
+    }
+    cr_assert_eq(pending_all(cl, MANY_CLIENTS), 0);
+}
+
+Test(client, poll_many_every_reply)
+{
+    u64 seed = seed_get();
+    struct srv *one = srv_new(1), *two = srv_new(2);
+    one->delay_every = 3; /* replies out of order */
+    srv_start(one);
+    srv_start(two);
+    struct keel_options o;
+    keel_options_default(&o);
+    o.in_flight_max = 64; /* backpressure: submits meet FULL and wait in keel_poll_many */
+    o.shard_aware = true;
+    keel_client *cl[MANY_CLIENTS];
+    struct async_set sets[MANY_CLIENTS];
+    for (int i = 0; i < MANY_CLIENTS; i++) {
+        cl[i] = connect_to(i < 3 ? one : two, &o); /* two's clients: 3 connections each */
+        cr_assert_eq(keel_connection_count(cl[i]), i < 3 ? 1 : 3);
+        struct async_set a = {calloc(MANY_N, sizeof(struct async_rec)),
+                              calloc(MANY_N, sizeof(*a.keys)), calloc(MANY_N, sizeof(*a.vals))};
+        for (int j = 0; j < MANY_N; j++) {
+            snprintf(a.keys[j], sizeof(a.keys[j]), "%c%d-%05d", 'a' + j % 26, i, j);
+            snprintf(a.vals[j], sizeof(a.vals[j]), "v%llu", (unsigned long long)rng_next(&seed));
+        }
+        sets[i] = a;
+    }
+    many_submit(cl, sets, MANY_N, submit_put_i);
+    many_drain(cl);
+    for (int i = 0; i < MANY_CLIENTS; i++) {
+        for (int j = 0; j < MANY_N; j++) {
+            cr_assert_eq(sets[i].recs[j].calls, 1, "client %d put %d", i, j);
+            cr_assert_eq(sets[i].recs[j].status, 0);
+        }
+        memset(sets[i].recs, 0, MANY_N * sizeof(struct async_rec));
+    }
+    many_submit(cl, sets, MANY_N, submit_get_i);
+    many_drain(cl);
+    for (int i = 0; i < MANY_CLIENTS; i++) {
+        for (int j = 0; j < MANY_N; j++) {
+            cr_assert_eq(sets[i].recs[j].calls, 1);
+            cr_assert_str_eq(sets[i].recs[j].value, sets[i].vals[j], "client %d get %d", i, j);
+        }
+        free(sets[i].recs);
+        free(sets[i].keys);
+        free(sets[i].vals);
+        keel_close(cl[i]);
+    }
+    cr_assert_gt(atomic_load(&two->requests[1]), 0); /* the shard-aware clients routed */
+    cr_assert_gt(atomic_load(&two->requests[2]), 0);
+    srv_stop(one);
+    srv_stop(two);
+    srv_free(one);
+    srv_free(two);
+}
+
+Test(client, poll_many_timeout_and_arguments)
+{
+    struct srv *s = srv_new(1);
+    s->never_answer = true;
+    srv_start(s);
+    keel_client *cl[3] = {connect_to(s, NULL), NULL, connect_to(s, NULL)}; /* NULL: skipped */
+    struct async_rec recs[2] = {0};
+    struct keel_range_args g = {.key = B("a")};
+    cr_assert_eq(keel_submit_get(cl[0], &g, count_cb, &recs[0], NULL), 0);
+    cr_assert_eq(keel_submit_get(cl[2], &g, count_cb, &recs[1], NULL), 0);
+    cr_assert_eq(keel_poll_many(cl, 3, 0), 0); /* sends both, does not wait */
+    for (int i = 0; i < 400 && atomic_load(&s->requests[0]) < 2; i++) keel_poll_many(cl, 3, 5);
+    cr_assert_eq(atomic_load(&s->requests[0]), 2);
+    i64 t0 = mono_ms(CLOCK_MONOTONIC);
+    cr_assert_eq(keel_poll_many(cl, 3, 120), 0);
+    cr_assert_geq(mono_ms(CLOCK_MONOTONIC) - t0, 119, "returned before the timeout");
+    cr_assert_eq(recs[0].calls + recs[1].calls, 0);
+    cr_assert_eq(keel_pending(cl[0]) + keel_pending(cl[2]), 2);
+    cr_assert_eq(keel_poll_many(NULL, 1, 0), KEEL_STATUS_ARG);
+    cr_assert_eq(keel_poll_many(cl, -1, 0), KEEL_STATUS_ARG);
+    cr_assert_eq(keel_poll_many(NULL, 0, -1), KEEL_STATUS_CLOSED); /* nothing to wait on */
+    keel_close(cl[0]);
+    keel_close(cl[2]);
+    cr_assert_eq(recs[0].status, KEEL_STATUS_CLOSED);
+    srv_stop(s);
+    srv_free(s);
+}
+
+Test(client, poll_many_closed_client_does_not_spin)
+{
+    struct srv *gone = srv_new(1), *silent = srv_new(1);
+    gone->never_answer = silent->never_answer = true;
+    srv_start(gone);
+    srv_start(silent);
+    keel_client *cl[2] = {connect_to(gone, NULL), connect_to(silent, NULL)};
+    struct async_rec recs[2] = {0};
+    struct keel_range_args g = {.key = B("a")};
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(keel_submit_get(cl[i], &g, count_cb, &recs[i], NULL), 0);
+    for (int i = 0;
+         i < 400 && atomic_load(&silent->requests[0]) + atomic_load(&gone->requests[0]) < 2; i++)
+        keel_poll_many(cl, 2, 5);
+    cr_assert_eq(recs[0].calls + recs[1].calls, 0);
+    srv_stop(gone); /* closes the server side of cl[0] */
+    for (int i = 0; i < 100 && recs[0].calls == 0; i++) keel_poll_many(cl, 2, 50);
+    cr_assert_eq(recs[0].calls, 1);
+    cr_assert_eq(recs[0].status, KEEL_STATUS_CLOSED);
+    cr_assert_eq(keel_connection_count(cl[0]), 0);
+    /* cl[0] is closed, cl[1] idle: the call sleeps the whole timeout (no hang-up event
+     * left to report over and over) and burns no CPU doing it. */
+    i64 t0 = mono_ms(CLOCK_MONOTONIC), cpu0 = mono_ms(CLOCK_THREAD_CPUTIME_ID);
+    cr_assert_eq(keel_poll_many(cl, 2, 200), 0);
+    i64 waited_ms = mono_ms(CLOCK_MONOTONIC) - t0;
+    cr_assert_geq(waited_ms, 199, "returned after %lld ms", (long long)waited_ms);
+    cr_assert_lt(mono_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0, 100, "busy while waiting");
+    srv_stop(silent); /* now every connection is lost */
+    for (int i = 0; i < 100 && recs[1].calls == 0; i++) keel_poll_many(cl, 2, 50);
+    cr_assert_eq(recs[1].status, KEEL_STATUS_CLOSED);
+    /* Nothing open: returns at once even with timeout -1 (a wait would hang the test). */
+    cr_assert_eq(keel_poll_many(cl, 2, -1), KEEL_STATUS_CLOSED);
+    cr_assert_eq(keel_poll(cl[0], -1), KEEL_STATUS_CLOSED);
+    keel_close(cl[0]);
+    keel_close(cl[1]);
+    srv_free(gone);
+    srv_free(silent);
+}
+
+Test(client, poll_coalesces_a_round_into_one_send)
+{
+    struct srv *s = srv_new(1);
+    s->never_answer = true;
+    srv_start(s);
+    keel_client *cl[1] = {connect_to(s, NULL)};
+    struct async_rec recs[200] = {0};
+    struct keel_range_args g = {.key = B("coalesce")};
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(keel_submit_get(cl[0], &g, count_cb, &recs[i], NULL), 0);
+    cr_assert_eq(atomic_load(&s->requests[0]), 0); /* a submit only queues */
+    keel_poll_many(cl, 1, 0);
+    for (int i = 0; i < 400 && atomic_load(&s->requests[0]) < 200; i++) keel_poll_many(cl, 1, 5);
+    cr_assert_eq(atomic_load(&s->requests[0]), 200);
+    /* 200 small frames (a few KiB) in one send() reach the server's one recv() together. */
+    cr_assert_eq(atomic_load(&s->frames_per_read_max), 200);
+    keel_close(cl[0]);
     srv_stop(s);
     srv_free(s);
 }
