@@ -6,8 +6,9 @@
  *    PORT+1 .. PORT+shards checked free too), makes a data dir with mkdtemp (unless the
  *    struct already names one: a restart on the same data), spawns
  *    KEEL_BIN_DIR/keeld --quiet and waits until the router port and every shard port answer
- *    a HELLO (at most KEELD_READY_MS; keeld listens before its recovery ends). The port range is raced with other
- *    processes, so a keeld that exits during start-up is retried on a new range.
+ *    a HELLO (at most KEELD_READY_MS; keeld listens before its recovery ends). The port
+ *    range is raced with other processes, so a keeld that exits during start-up is retried
+ *    on a new range.
  *  - The child gets PR_SET_PDEATHSIG(SIGKILL): a test process that crashes does not leave
  *    a keeld behind.
  *  - keeld_stop sends SIGTERM, waits for the exit (SIGKILL after KEELD_STOP_MS) and returns
