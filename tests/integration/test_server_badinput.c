@@ -445,11 +445,12 @@ Test(bad, half_frame_stall_does_not_block_others)
     raw_close(&c);
 }
 
-/* Writes as many frames of req as the socket takes without blocking; returns frames sent. */
-static size_t flood_some(int fd, const u8 *req, size_t req_len, size_t *partial)
+/* Writes frames of req while the socket takes them without blocking, at most frames_max whole
+ * frames (a frame cut by a full socket is finished by the next call); returns frames sent. */
+static size_t flood_some(int fd, const u8 *req, size_t req_len, size_t *partial, size_t frames_max)
 {
     size_t sent = 0;
-    for (;;) {
+    while (sent < frames_max) {
         ssize_t n = send(fd, req + *partial, req_len - *partial, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) return sent;
@@ -459,11 +460,35 @@ static size_t flood_some(int fd, const u8 *req, size_t req_len, size_t *partial)
             sent++;
         }
     }
+    return sent;
+}
+
+/* Reads replies until want arrived (or 60 s passed): each must be OK or TOO_MANY_IN_FLIGHT.
+ * Returns how many came. */
+static size_t drain_replies(struct raw_conn *c, size_t want, size_t *too_many)
+{
+    size_t got = 0;
+    uint32_t in_flight_max = keel_server_info(good)->in_flight_max;
+    int64_t deadline = keeld_now_ms() + 60000;
+    while (got < want && keeld_now_ms() < deadline) {
+        struct raw_reply r;
+        int rc = raw_read_reply(c, 10000, &r);
+        cr_assert_eq(rc, RAW_OK, "reply %zu of %zu: read result %d", got, want, rc);
+        cr_assert_eq(r.frame.request_id, 1);
+        u16 st = r.reply.header.status;
+        cr_assert(st == CODEC_S_OK || st == CODEC_S_TOO_MANY_IN_FLIGHT, "status %u", st);
+        if (st == CODEC_S_TOO_MANY_IN_FLIGHT) {
+            cr_assert_eq(r.reply.body.error_body.detail, in_flight_max);
+            (*too_many)++;
+        }
+        got++;
+    }
+    return got;
 }
 
 Test(bad, pipelining_client_that_never_reads)
 {
-    /* a value large enough that unread replies would add up fast */
+    /* a value large enough that unread replies would add up fast: 20000 x 32 KiB = 640 MiB */
     enum { VALUE_BYTES = 32 * 1024, REQUESTS = 20000 };
     char *value = malloc(VALUE_BYTES);
     cr_assert_not_null(value);
@@ -482,9 +507,9 @@ Test(bad, pipelining_client_that_never_reads)
     raw_get(&b, 1, "!fat");
     size_t partial = 0, sent = 0;
     int64_t deadline = keeld_now_ms() + 15000;
-    /* every frame carries id 1: the server does not check ids, and no reply is read */
-    while (sent < REQUESTS && keeld_now_ms() < deadline) {
-        size_t n = flood_some(c.fd, b.ptr, b.len, &partial);
+    /* every frame carries id 1: the server does not check ids, and no reply is read yet */
+    while ((sent < REQUESTS || partial > 0) && keeld_now_ms() < deadline) {
+        size_t n = flood_some(c.fd, b.ptr, b.len, &partial, partial ? 1 : REQUESTS - sent);
         sent += n;
         good_round(1);
         if (n == 0) {
@@ -492,13 +517,20 @@ Test(bad, pipelining_client_that_never_reads)
             poll(&p, 1, 20);
         }
     }
-    fprintf(stderr, "bad::pipelining: %zu requests sent, never read\n", sent);
-    cr_assert_geq(sent, 1000, "the server should take at least thousands of requests");
+    fprintf(stderr, "bad::pipelining: %zu requests sent, none read\n", sent);
+    cr_assert_geq(sent, 2000, "the server takes thousands of requests before pushing back");
     good_round(50);
     long rss_after = keeld_rss_kib(kp.pid);
     fprintf(stderr, "bad::pipelining: keeld VmRSS %ld -> %ld KiB\n", rss_before, rss_after);
     cr_assert_lt(rss_after - rss_before, 256L * 1024, "keeld grew by %ld KiB",
                  rss_after - rss_before);
+    /* the client reads at last: every whole request gets exactly one reply */
+    size_t too_many = 0;
+    size_t got = drain_replies(&c, sent, &too_many);
+    fprintf(stderr, "bad::pipelining: %zu replies, %zu TOO_MANY_IN_FLIGHT\n", got, too_many);
+    cr_assert_eq(got, sent, "every request gets one reply");
+    struct raw_reply r;
+    cr_assert_eq(raw_read_reply(&c, 200, &r), RAW_TIMEOUT, "and no more");
     buf_free(&b);
     raw_close(&c);
     good_round(10);
