@@ -35,7 +35,7 @@
 #define LOAD_CONNS               16u
 #define LOAD_DEPTH               8u
 #define LOAD_TXN_EVERY           5u
-#define LOAD_ROUNDS_MAX          16u
+#define LOAD_ROUNDS_MAX          64u
 #define LOAD_PREFIX0             "!crash/" /* sorts before the default 2-shard split (paths) */
 #define LOAD_PREFIX1             "~crash/" /* sorts after it */
 #define LOAD_COUNTER_KEY         "!crash/counter"
