@@ -119,12 +119,21 @@ TestSuite(bad, .init = start_server, .fini = stop_server);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static struct raw_conn raw_open(bool handshake)
+static struct raw_conn raw_open_on(uint16_t port, bool handshake)
 {
     struct raw_conn c;
-    cr_assert(raw_connect(&c, kp.port), "connect to %u", kp.port);
-    if (handshake) cr_assert(raw_handshake(&c), "HELLO");
+    cr_assert(raw_connect(&c, port), "connect to %u", port);
+    if (handshake) cr_assert(raw_handshake(&c), "HELLO on port %u", port);
     return c;
+}
+
+/* Opens on the router port and the shard ports in turn, so every refusal is checked on each
+ * kind of port (and on every shard thread). */
+static struct raw_conn raw_open(bool handshake)
+{
+    static uint32_t next;
+    uint16_t port = (uint16_t)(kp.port + next++ % (kp.shards + 1));
+    return raw_open_on(port, handshake);
 }
 
 static void raw_send_buf(struct raw_conn *c, struct buf *b)
@@ -149,12 +158,12 @@ static void expect_goaway_close(struct raw_conn *c, int status, uint64_t detail_
     cr_assert(raw_wait_closed(c, RAW_READ_MS), "the server must close after GOAWAY %d", status);
 }
 
-/* Sends a GET and expects an OK reply: the connection is still usable. */
+/* Sends a STATUS (valid on every port) and expects an OK reply: the connection is usable. */
 static void expect_usable(struct raw_conn *c, u64 id)
 {
     struct buf b;
     buf_init_dynamic(&b, 256);
-    raw_get(&b, id, "!probe");
+    raw_frame_end(&b, raw_frame_begin(&b, CODEC_OP_STATUS, id));
     raw_send_buf(c, &b);
     buf_free(&b);
     struct raw_reply r;
@@ -207,7 +216,7 @@ Test(bad, oversized_frame_length)
         }
     }
     /* exactly at the limit is accepted (and refused for its body, not its size) */
-    struct raw_conn c = raw_open(true);
+    struct raw_conn c = raw_open_on(kp.port, true);
     struct buf b;
     buf_init_dynamic(&b, CODEC_FRAME_SIZE_MAX);
     size_t s = raw_frame_begin(&b, CODEC_OP_PUT, 4);
@@ -426,23 +435,36 @@ Test(bad, garbage_bytes)
 
 Test(bad, half_frame_stall_does_not_block_others)
 {
-    struct raw_conn c = raw_open(true);
-    struct buf b;
-    buf_init_dynamic(&b, 256);
-    raw_put(&b, 11, "!stalled", "finally");
-    size_t half = b.len / 2;
-    cr_assert(raw_send(&c, b.ptr, half));
-    /* the good client works while the half frame sits in the server */
+    /* one stalled half frame on every port, so one sits on every shard thread */
+    enum { PORTS = 3 };
+    cr_assert_eq(kp.shards + 1, PORTS);
+    static const char *keys[PORTS] = {"!stalled", "!stalled0", "~stalled1"};
+    struct raw_conn c[PORTS];
+    struct buf b[PORTS];
+    for (int i = 0; i < PORTS; i++) {
+        c[i] = raw_open_on((uint16_t)(kp.port + i), true);
+        buf_init_dynamic(&b[i], 256);
+        raw_put(&b[i], 11, keys[i], "finally");
+        cr_assert(raw_send(&c[i], b[i].ptr, b[i].len / 2));
+    }
+    /* the good client works while the half frames sit in the server */
     good_round(100);
-    struct raw_reply r;
-    cr_assert_eq(raw_read_reply(&c, 50, &r), RAW_TIMEOUT, "half a frame gets no reply");
-    /* the rest arrives: the request runs */
-    cr_assert(raw_send(&c, b.ptr + half, b.len - half));
-    cr_assert_eq(raw_read_reply(&c, RAW_READ_MS, &r), RAW_OK);
-    cr_assert_eq(r.frame.request_id, 11);
-    cr_assert_eq(r.reply.header.status, CODEC_S_OK);
-    buf_free(&b);
-    raw_close(&c);
+    for (int i = 0; i < PORTS; i++) {
+        struct raw_reply r;
+        cr_assert_eq(raw_read_reply(&c[i], 50, &r), RAW_TIMEOUT, "half a frame gets no reply");
+    }
+    /* the rest arrives: the requests run */
+    for (int i = 0; i < PORTS; i++) {
+        size_t half = b[i].len / 2;
+        cr_assert(raw_send(&c[i], b[i].ptr + half, b[i].len - half));
+        struct raw_reply r;
+        cr_assert_eq(raw_read_reply(&c[i], RAW_READ_MS, &r), RAW_OK);
+        cr_assert_eq(r.frame.request_id, 11);
+        cr_assert_eq(r.reply.header.status, CODEC_S_OK, "port %d: status %u", i,
+                     r.reply.header.status);
+        buf_free(&b[i]);
+        raw_close(&c[i]);
+    }
 }
 
 /* Writes frames of req while the socket takes them without blocking, at most frames_max whole
@@ -501,7 +523,7 @@ Test(bad, pipelining_client_that_never_reads)
     long rss_before = keeld_rss_kib(kp.pid);
     cr_assert_gt(rss_before, 0);
 
-    struct raw_conn c = raw_open(true);
+    struct raw_conn c = raw_open_on(kp.port, true);
     struct buf b;
     buf_init_dynamic(&b, 256);
     raw_get(&b, 1, "!fat");

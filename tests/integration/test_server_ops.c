@@ -899,45 +899,44 @@ Test(ops, wrong_shard_port)
 
 /* ---- restart ------------------------------------------------------------------------------- */
 
-struct snapshot_kv {
+struct saved_kv {
     char key[16];
     char value[16];
     int64_t create, mod, version;
 };
 
-Test(ops, restart_keeps_every_key_and_revision)
+static struct keel_range_args all_keys(void)
 {
-    enum { N = 40 };
-    char k[16], v[16];
-    for (int i = 0; i < N; i++) {
-        snprintf(k, sizeof(k), "%c%03d", i % 2 ? '~' : '!', i % 13);
-        snprintf(v, sizeof(v), "v%d", i);
-        put_ok(i % 3 ? router : aware, k, v);
-    }
-    struct keel_delete_args d = {.key = B("!000")};
-    struct keel_result r;
-    ASSERT_STATUS(keel_delete(router, &d, &r), KEEL_STATUS_OK);
-    cr_assert_eq(r.u.del.deleted, 1);
-    int64_t rev0 = shard_revision(router, 0), rev1 = shard_revision(router, 1);
     struct keel_range_args all;
     memset(&all, 0, sizeof(all));
     all.key.ptr = "";
     all.key.len = 1;
     all.range_end.ptr = "";
     all.range_end.len = 1;
+    return all;
+}
+
+/* Every key with its value and revisions, in key order; returns the count. */
+static size_t save_all(struct saved_kv *out, size_t cap)
+{
+    struct keel_range_args all = all_keys();
+    struct keel_result r;
     ASSERT_STATUS(keel_get(router, &all, &r), KEEL_STATUS_OK);
     size_t n = r.u.range.kvs_len;
-    cr_assert_gt(n, 10);
-    static struct snapshot_kv before[64];
-    cr_assert_leq(n, 64);
+    cr_assert_leq(n, cap);
     for (size_t i = 0; i < n; i++) {
         struct keel_kv *kv = &r.u.range.kvs[i];
-        snprintf(before[i].key, sizeof(before[i].key), "%.*s", (int)kv->key_len, kv->key);
-        snprintf(before[i].value, sizeof(before[i].value), "%.*s", (int)kv->value_len, kv->value);
-        before[i].create = kv->create_revision;
-        before[i].mod = kv->mod_revision;
-        before[i].version = kv->version;
+        snprintf(out[i].key, sizeof(out[i].key), "%.*s", (int)kv->key_len, kv->key);
+        snprintf(out[i].value, sizeof(out[i].value), "%.*s", (int)kv->value_len, kv->value);
+        out[i].create = kv->create_revision;
+        out[i].mod = kv->mod_revision;
+        out[i].version = kv->version;
     }
+    return n;
+}
+
+static void restart_same_dir(void)
+{
     keel_close(router);
     keel_close(aware);
     router = aware = NULL;
@@ -946,21 +945,72 @@ Test(ops, restart_keeps_every_key_and_revision)
     cr_assert_eq(keeld_start(&kp), 0, "keeld did not restart on %s", kp.data_dir);
     router = connect_to(kp.port, false);
     aware = connect_to(kp.port, true);
+}
+
+/* puts writes over keys_distinct keys (both shards, both clients), a delete, a restart: every
+ * key, value and revision is back and revisions continue. */
+static void check_restart(int puts, int keys_distinct)
+{
+    char k[16], v[16];
+    for (int i = 0; i < puts; i++) {
+        int id = i % keys_distinct;
+        snprintf(k, sizeof(k), "%c%05d", id % 2 ? '~' : '!', id);
+        snprintf(v, sizeof(v), "v%d", i);
+        put_ok(i % 3 ? router : aware, k, v);
+    }
+    struct keel_delete_args d = {.key = B("!00000")};
+    struct keel_result r;
+    ASSERT_STATUS(keel_delete(router, &d, &r), KEEL_STATUS_OK);
+    cr_assert_eq(r.u.del.deleted, 1);
+    int64_t rev0 = shard_revision(router, 0), rev1 = shard_revision(router, 1);
+    size_t cap = (size_t)keys_distinct;
+    struct saved_kv *before = calloc(cap, sizeof(*before));
+    struct saved_kv *after = calloc(cap, sizeof(*after));
+    cr_assert(before && after);
+    size_t n = save_all(before, cap);
+    cr_assert_eq(n, cap - 1, "every key but the deleted one");
+    restart_same_dir();
     cr_assert_eq(shard_revision(router, 0), rev0, "shard 0 revision survives");
     cr_assert_eq(shard_revision(router, 1), rev1, "shard 1 revision survives");
-    ASSERT_STATUS(keel_get(router, &all, &r), KEEL_STATUS_OK);
-    cr_assert_eq(r.u.range.kvs_len, n, "same keys after restart");
+    cr_assert_eq(save_all(after, cap), n, "same keys after restart");
     for (size_t i = 0; i < n; i++) {
-        struct keel_kv *kv = &r.u.range.kvs[i];
-        cr_assert(span_is(kv->key, kv->key_len, before[i].key), "key %zu", i);
-        cr_assert(span_is(kv->value, kv->value_len, before[i].value), "%s", before[i].key);
-        cr_assert_eq(kv->create_revision, before[i].create, "%s", before[i].key);
-        cr_assert_eq(kv->mod_revision, before[i].mod, "%s", before[i].key);
-        cr_assert_eq(kv->version, before[i].version, "%s", before[i].key);
+        cr_assert_str_eq(after[i].key, before[i].key);
+        cr_assert_str_eq(after[i].value, before[i].value, "%s", before[i].key);
+        cr_assert_eq(after[i].create, before[i].create, "%s", before[i].key);
+        cr_assert_eq(after[i].mod, before[i].mod, "%s", before[i].key);
+        cr_assert_eq(after[i].version, before[i].version, "%s", before[i].key);
     }
-    cr_assert_eq(get_one(router, "!000", NULL), 0, "a deleted key stays deleted");
+    free(before);
+    free(after);
+    cr_assert_eq(get_one(router, "!00000", NULL), 0, "a deleted key stays deleted");
     cr_assert_eq(put_ok(aware, "!after", "x"), rev0 + 1, "revisions continue");
     cr_assert_eq(put_ok(router, "~after", "x"), rev1 + 1, "revisions continue");
+}
+
+Test(ops, restart_keeps_every_key_and_revision)
+{
+    check_restart(40, 26);
+}
+
+/* Enough writes to pass a small --snapshot-wal-bytes many times: recovery from snapshots plus
+ * the WAL after them gives the same state. */
+Test(ops, restart_after_many_writes_small_snapshot_threshold)
+{
+    keel_close(router);
+    keel_close(aware);
+    router = aware = NULL;
+    cr_assert(keeld_exited_cleanly(keeld_stop(&kp)));
+    keeld_cleanup(&kp);
+    kp.extra_args[0] = "--snapshot-wal-bytes";
+    kp.extra_args[1] = "64K";
+    kp.extra_args[2] = NULL;
+    cr_assert_eq(keeld_start(&kp), 0);
+    router = connect_to(kp.port, false);
+    aware = connect_to(kp.port, true);
+    check_restart(3000, 500);
+    restart_same_dir(); /* a second restart recovers from what the first one left */
+    cr_assert(get_value_is(router, "!after", "x"));
+    cr_assert(get_value_is(router, "~after", "x"));
 }
 
 /* ---- statuses only a raw client can provoke (libkeel checks these before sending) ---------- */
@@ -1171,4 +1221,28 @@ Test(ops, reply_too_large)
     struct keel_txn_args t = {.success = ops, .success_len = 3};
     ASSERT_STATUS(keel_txn(aware, &t, &r), KEEL_STATUS_REPLY_TOO_LARGE);
     cr_assert_eq(get_one(router, "!large/mark", NULL), 0, "the txn's write was not executed");
+}
+
+Test(ops, restart_keeps_compaction)
+{
+    int64_t r1 = put_ok(router, "!c", "1");
+    int64_t r2 = put_ok(router, "!c", "2");
+    put_ok(router, "!c", "3");
+    struct keel_result r;
+    struct keel_compact_args ca = {.shard = 0, .revision = r2};
+    ASSERT_STATUS(keel_compact(router, &ca, &r), KEEL_STATUS_OK);
+    restart_same_dir();
+    ASSERT_STATUS(keel_status(router, &r), KEEL_STATUS_OK);
+    for (size_t i = 0; i < r.u.status.shards_len; i++)
+        if (r.u.status.shards[i].shard_id == 0)
+            cr_assert_eq(r.u.status.shards[i].compact_revision, r2, "compaction survives");
+    struct keel_range_args a = range_of("!c", NULL);
+    a.revision = r1;
+    ASSERT_STATUS(keel_get(router, &a, &r), KEEL_STATUS_COMPACTED);
+    cr_assert_eq(r.error.detail, (uint64_t)r2);
+    a.revision = r2;
+    ASSERT_STATUS(keel_get(router, &a, &r), KEEL_STATUS_OK);
+    cr_assert_eq(r.u.range.kvs_len, 1);
+    cr_assert(span_is(r.u.range.kvs[0].value, r.u.range.kvs[0].value_len, "2"));
+    cr_assert(get_value_is(aware, "!c", "3"));
 }
