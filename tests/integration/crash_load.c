@@ -91,7 +91,9 @@ static void load_done(void *ctx, uint64_t request_id, int status, const struct k
     } else {
         run->r->state[lc->id][slot->seq] = load_state_of(status);
     }
-    if (status == KEEL_STATUS_OK) atomic_fetch_add(&run->acks, 1);
+    uint32_t shard =
+        slot->seq == UINT32_MAX ? 0 : strcmp(load_prefix(lc->id, slot->seq), LOAD_PREFIX0) != 0;
+    if (status == KEEL_STATUS_OK) atomic_fetch_add(&run->acks[shard], 1);
     slot->used = false;
     lc->in_flight--;
 }
@@ -274,6 +276,18 @@ int load_start(struct load_run *run, struct load_history *h, uint16_t port, uint
         cr_assert(pthread_create(&run->clients[k].thread, NULL, load_thread, &run->clients[k]) ==
                   0);
     return 0;
+}
+
+bool load_wait_acks(struct load_run *run, uint32_t shard, uint64_t acks, int timeout_ms)
+{
+    cr_assert(shard < 2);
+    int64_t end_ms = load_now_ms() + timeout_ms;
+    while (atomic_load(&run->acks[shard]) < acks) { /* bounded: timeout_ms */
+        if (load_now_ms() > end_ms) return false;
+        struct timespec ts = {.tv_nsec = 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return true;
 }
 
 void load_finish(struct load_run *run)

@@ -92,7 +92,7 @@ struct load_run {
     struct load_round *r;
     uint32_t round;
     atomic_bool stop;
-    atomic_uint_fast64_t acks;    /* OK replies so far this round */
+    atomic_uint_fast64_t acks[2]; /* OK replies so far this round, by shard (prefix) */
     pthread_mutex_t counter_lock; /* guards h->counter_* between client 0 and the test thread */
     struct load_client clients[LOAD_CONNS];
 };
@@ -103,6 +103,8 @@ void load_history_free(struct load_history *h);
 /* Connects the clients to 127.0.0.1:port and starts a new round (ops_max ops per client).
  * 0, or the keel status of a failed connect. */
 int load_start(struct load_run *run, struct load_history *h, uint16_t port, uint32_t ops_max);
+/* Waits (at most timeout_ms) until shard has acknowledged at least acks ops this round. */
+bool load_wait_acks(struct load_run *run, uint32_t shard, uint64_t acks, int timeout_ms);
 /* Stops submitting, joins the threads and closes the clients (pending ops become CLOSED). */
 void load_finish(struct load_run *run);
 
