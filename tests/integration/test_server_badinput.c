@@ -637,3 +637,58 @@ Test(bad, sigterm_says_goaway_shutting_down)
     check_acked_writes();
     stopped_status = keeld_stop(&kp);
 }
+
+/* ---- connection limit --------------------------------------------------------------------- */
+
+/* With --max-connections, a connection past the limit gets GOAWAY TOO_MANY_CONNECTIONS right
+ * after accept and is closed; the ones held keep working, and a slot freed is usable again. */
+Test(bad, connection_limit_goaway)
+{
+    enum { MAX = 6 };
+    keel_close(good);
+    good = NULL;
+    cr_assert(keeld_exited_cleanly(keeld_stop(&kp)));
+    keeld_cleanup(&kp);
+    kp.extra_args[0] = "--max-connections";
+    kp.extra_args[1] = "6";
+    kp.extra_args[2] = NULL;
+    cr_assert_eq(keeld_start(&kp), 0);
+    cr_assert_eq(keel_connect(kp.endpoint, NULL, &good), KEEL_STATUS_OK);
+    /* keeld_start's readiness probes closed their connections: wait until they are let go */
+    struct raw_conn held[MAX];
+    int n_held = 0;
+    int64_t deadline = keeld_now_ms() + 10000;
+    while (n_held < MAX - 1 && keeld_now_ms() < deadline) {
+        held[n_held] = raw_open(false);
+        if (raw_handshake(&held[n_held])) {
+            n_held++;
+            continue;
+        }
+        raw_close(&held[n_held]); /* a probe's slot not yet freed: try again */
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(n_held, MAX - 1, "the limit leaves room for %d connections", MAX);
+    /* the limit is reached: the next connection is refused at once */
+    struct raw_conn extra = raw_open(false);
+    expect_goaway_close(&extra, CODEC_S_TOO_MANY_CONNECTIONS, UINT64_MAX);
+    raw_close(&extra);
+    good_round(3);
+    for (int i = 0; i < n_held; i++) expect_usable(&held[i], 50 + (u64)i);
+    /* a slot freed is usable again (the server notices the close) */
+    raw_close(&held[--n_held]);
+    bool admitted = false;
+    deadline = keeld_now_ms() + 10000;
+    while (!admitted && keeld_now_ms() < deadline) {
+        struct raw_conn again = raw_open(false);
+        admitted = raw_handshake(&again);
+        raw_close(&again);
+        if (!admitted) {
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_assert(admitted, "a freed slot takes a new connection");
+    for (int i = 0; i < n_held; i++) raw_close(&held[i]);
+    good_round(3);
+}

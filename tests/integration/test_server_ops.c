@@ -1246,3 +1246,118 @@ Test(ops, restart_keeps_compaction)
     cr_assert(span_is(r.u.range.kvs[0].value, r.u.range.kvs[0].value_len, "2"));
     cr_assert(get_value_is(aware, "!c", "3"));
 }
+
+/* ---- handshake and async ------------------------------------------------------------------- */
+
+Test(ops, hello_reply_on_every_port)
+{
+    uint64_t cluster_id = 0;
+    for (uint32_t i = 0; i <= kp.shards; i++) {
+        struct raw_conn c;
+        cr_assert(raw_connect(&c, (uint16_t)(kp.port + i)));
+        struct buf b;
+        buf_init_dynamic(&b, 64);
+        raw_hello(&b, 3, CODEC_MAGIC, 1);
+        cr_assert(raw_send(&c, b.ptr, b.len));
+        buf_free(&b);
+        struct raw_reply r;
+        cr_assert_eq(raw_read_reply(&c, RAW_READ_MS, &r), RAW_OK);
+        cr_assert_eq(r.reply.header.status, CODEC_S_OK);
+        uint16_t shard_want = i == 0 ? CODEC_SHARD_NONE : (uint16_t)(i - 1);
+        cr_assert_eq(r.reply.header.shard, shard_want, "port +%u: header.shard", i);
+        if (shard_want == CODEC_SHARD_NONE)
+            cr_expect_eq(r.reply.header.revision, 0, "header.shard 65535 has revision 0, got %lld",
+                         (long long)r.reply.header.revision);
+        struct codec_hello_reply *h = &r.reply.body.hello_reply;
+        cr_assert_eq(h->version, 1);
+        cr_assert_eq(h->features, 0, "a version 1 server grants no feature");
+        cr_assert_eq(h->shard_count, 2);
+        cr_assert_geq(h->shard_map_version, 1);
+        cr_assert_eq(h->frame_size_max, CODEC_FRAME_SIZE_MAX);
+        cr_assert_eq(h->reply_frame_size_max, CODEC_REPLY_FRAME_SIZE_MAX);
+        cr_assert_leq(h->key_size_max, CODEC_KEY_SIZE_MAX);
+        cr_assert_gt(h->key_size_max, 0);
+        cr_assert_leq(h->value_size_max, CODEC_VALUE_SIZE_MAX);
+        cr_assert_leq(h->txn_ops_max, CODEC_TXN_OPS_MAX);
+        cr_assert_leq(h->in_flight_max, CODEC_IN_FLIGHT_MAX);
+        cr_assert_gt(h->in_flight_max, 0);
+        if (i == 0) cluster_id = h->cluster_id;
+        cr_assert_eq(h->cluster_id, cluster_id, "one cluster id on every port");
+        raw_close(&c);
+    }
+    /* feature bits asked for are not granted (WATCH, LEASE, MEMBER are reserved) */
+    struct raw_conn c;
+    cr_assert(raw_connect(&c, kp.port));
+    struct buf b;
+    buf_init_dynamic(&b, 64);
+    size_t s = raw_frame_begin(&b, CODEC_OP_HELLO, 4);
+    buf_put_u32(&b, CODEC_MAGIC);
+    buf_put_u16(&b, 1);
+    buf_put_u64(&b, UINT64_MAX);
+    raw_frame_end(&b, s);
+    cr_assert(raw_send(&c, b.ptr, b.len));
+    buf_free(&b);
+    struct raw_reply r;
+    cr_assert_eq(raw_read_reply(&c, RAW_READ_MS, &r), RAW_OK);
+    cr_assert_eq(r.reply.header.status, CODEC_S_OK);
+    cr_assert_eq(r.reply.body.hello_reply.features, 0);
+    raw_close(&c);
+}
+
+struct async_tally {
+    int ok, failed, calls;
+};
+
+static void async_done(void *ctx, uint64_t request_id, int status, const struct keel_result *result)
+{
+    (void)request_id;
+    (void)result;
+    struct async_tally *t = ctx;
+    t->calls++;
+    if (status == KEEL_STATUS_OK)
+        t->ok++;
+    else
+        t->failed++;
+}
+
+/* Pipelined async puts over both shards, in both modes: every one acknowledged and readable. */
+Test(ops, async_pipelined_puts_both_modes)
+{
+    enum { N = 600 };
+    char key[N][16], val[N][16];
+    for (int m = 0; m < 2; m++) {
+        keel_client *c = m ? aware : router;
+        struct async_tally t = {0, 0, 0};
+        int submitted = 0;
+        int64_t deadline = keeld_now_ms() + 30000;
+        while (t.calls < N && keeld_now_ms() < deadline) {
+            while (submitted < N) {
+                int i = submitted;
+                snprintf(key[i], sizeof(key[i]), "%casync%d/%03d", i % 2 ? '~' : '!', m, i);
+                snprintf(val[i], sizeof(val[i]), "a%d", i);
+                struct keel_put_args a = {.key = B(key[i]), .value = B(val[i])};
+                int rc = keel_submit_put(c, &a, async_done, &t, NULL);
+                if (rc == KEEL_STATUS_FULL) break;
+                cr_assert_eq(rc, KEEL_STATUS_OK, "submit: %s", keel_strerror(rc));
+                submitted++;
+            }
+            cr_assert_geq(keel_poll(c, 100), 0);
+        }
+        cr_assert_eq(t.calls, N, "every request called back once");
+        cr_assert_eq(t.ok, N, "%d async puts failed", t.failed);
+        cr_assert_eq(keel_pending(c), 0);
+        for (int i = 0; i < N; i += 37) cr_assert(get_value_is(c, key[i], val[i]), "%s", key[i]);
+        int64_t count = 0;
+        for (int sh = 0; sh < 2; sh++) {
+            char pfx[16], end[16];
+            snprintf(pfx, sizeof(pfx), "%casync%d/", sh ? '~' : '!', m);
+            snprintf(end, sizeof(end), "%casync%d0", sh ? '~' : '!', m);
+            struct keel_range_args one = range_of(pfx, end);
+            one.count_only = true;
+            struct keel_result r;
+            ASSERT_STATUS(keel_get(c, &one, &r), KEEL_STATUS_OK);
+            count += r.u.range.count;
+        }
+        cr_assert_eq(count, N);
+    }
+}
