@@ -399,7 +399,7 @@ static int snap_read_live(struct snapshot_loader *l, struct buf_reader *r, u8 f,
     u64 lease = (f & SNAPSHOT_V_LEASE) ? buf_get_varint(r) : 0;
     u64 value_len = buf_get_varint(r);
     if (!buf_reader_ok(r) || value_len > l->m->config.value_size_max) {
-        return snap_corrupt(l, "snapshot: bad value length");
+        return snap_corrupt(l, "snapshot: bad value length (malformed, or over value_size_max)");
     }
     rec->value = buf_get_bytes(r, (size_t)value_len);
     bool lease_bad = (f & SNAPSHOT_V_LEASE) && (lease == 0 || lease > INT64_MAX);
@@ -466,7 +466,7 @@ static int snap_load_entry(struct snapshot_loader *l, struct buf_reader *r)
 {
     u64 key_len = buf_get_varint(r);
     if (!buf_reader_ok(r) || key_len == 0 || key_len > l->m->config.key_size_max) {
-        return snap_corrupt(l, "snapshot: bad key length");
+        return snap_corrupt(l, "snapshot: bad key length (malformed, 0, or over key_size_max)");
     }
     struct span key = buf_get_bytes(r, (size_t)key_len);
     u8 flags = buf_get_u8(r);

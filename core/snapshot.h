@@ -1,7 +1,8 @@
 /*
  * snapshot.h — full snapshots of one shard's MVCC store: a cursor-based
  * writer that runs in bounded steps between the shard's requests, and a
- * loader that verifies every byte and rebuilds an identical store.
+ * loader that verifies every byte and rebuilds an identical store. Files,
+ * their names and the write protocol are in core/snapshot_file.h.
  *
  * A snapshot is the store exactly as it was at the revision R captured by
  * snapshot_writer_init: every key with its chain of versions whose

@@ -843,6 +843,8 @@ static void assert_resealed_corrupt(struct mvcc *m, size_t chunk, size_t offset,
     snap_free(s);
 }
 
+#define KEY_LEN_BAD "snapshot: bad key length (malformed, 0, or over key_size_max)"
+
 Test(snapshot, sealed_but_wrong_contents_are_corrupt)
 {
     struct mvcc *m = small_store();
@@ -850,8 +852,30 @@ Test(snapshot, sealed_but_wrong_contents_are_corrupt)
     assert_resealed_corrupt(m, 0, 8, 4, "snapshot: unknown format version");
     assert_resealed_corrupt(m, 0, 12, 1, "snapshot: unknown header flags");
     assert_resealed_corrupt(m, 0, 32, 0x40, "snapshot: bad revision or compact revision");
-    assert_resealed_corrupt(m, 1, 0, 2, "snapshot: bad key length"); /* one entry too many */
+    assert_resealed_corrupt(m, 1, 0, 2, KEY_LEN_BAD); /* one entry too many */
     /* The first entry's key "a" becomes "b", which the next entry repeats. */
     assert_resealed_corrupt(m, 1, 5, 3, "snapshot: keys out of order");
+    mvcc_destroy(m);
+}
+
+/* A store configured with smaller limits than the snapshot's cannot hold
+ * it: KEEL_ECORRUPT, saying which limit. */
+Test(snapshot, a_config_with_smaller_limits_is_refused)
+{
+    struct mvcc *m = small_store();
+    struct snap *s = small_snapshot(m);
+    struct mvcc_config c = config_of(16, 4); /* "three" and "five" do not fit */
+    struct mvcc *out = NULL;
+    const char *why = NULL;
+    cr_assert_eq(snapshot_load(&c, s->bytes, s->len, &out, NULL, &why), KEEL_ECORRUPT);
+    cr_assert_null(out);
+    cr_assert_str_eq(why, "snapshot: bad value length (malformed, or over value_size_max)");
+    c = config_of(1, 48);
+    put(m, "long", "x");
+    snap_free(s);
+    s = small_snapshot(m);
+    cr_assert_eq(snapshot_load(&c, s->bytes, s->len, &out, NULL, &why), KEEL_ECORRUPT);
+    cr_assert_str_eq(why, KEY_LEN_BAD);
+    snap_free(s);
     mvcc_destroy(m);
 }
