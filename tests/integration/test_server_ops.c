@@ -1324,7 +1324,7 @@ static void async_done(void *ctx, uint64_t request_id, int status, const struct 
 Test(ops, async_pipelined_puts_both_modes)
 {
     enum { N = 600 };
-    char key[N][16], val[N][16];
+    char key[N][32], val[N][16];
     for (int m = 0; m < 2; m++) {
         keel_client *c = m ? aware : router;
         struct async_tally t = {0, 0, 0};
