@@ -179,8 +179,11 @@ int keeld_start(struct keeld_proc *p)
             return -1;
         }
         if (wait_ready(p)) return 0;
-        if (p->pid > 0) keeld_stop(p); /* not ready in time: do not retry a hung server */
-        if (t > 0 && p->pid == 0) sleep_ms(50);
+        if (p->pid > 0) { /* alive but not ready in time: a hung server is not retried */
+            keeld_stop(p);
+            break;
+        }
+        sleep_ms(50); /* it exited (likely a port taken meanwhile): a new range */
     }
     fprintf(stderr, "keeld_proc: keeld did not start (data dir %s)\n", p->data_dir);
     return -1;
