@@ -229,7 +229,8 @@ static void shard_begin_drain(struct shard *s)
 /* True once this shard owes nothing to anyone. */
 static bool shard_drain_done(struct shard *s)
 {
-    if (s->host.open_count > 0 || s->rr_len > 0 || s->flush_busy) return false;
+    if (s->host.open_count > 0 || s->rr_len > 0 || s->flush_busy || shard_snap_io_busy(s))
+        return false;
     if (shard_wal_pending(s) > shard_wal_durable(s) && !s->wal.failed) return false;
     for (u32 i = 0; i < s->node->config.shard_count; i++)
         if (s->lent_req[i].count || s->lent_rep[i].count) return false;
@@ -304,10 +305,10 @@ static int shard_setup_store(struct shard *s)
 
 static void shard_teardown(struct shard *s)
 {
-    shard_snap_free(s);
-    shard_wal_close(s);
     if (s->br_ready) bufring_deinit(&s->br);
-    if (s->loop) loop_destroy(s->loop);
+    if (s->loop) loop_destroy(s->loop); /* cancels and reaps every op in flight */
+    shard_snap_teardown(s);
+    shard_wal_close(s);
     exec_deinit(&s->x);
     if (s->m) mvcc_destroy(s->m);
     for (u32 i = 0; i < NODE_SHARDS_MAX; i++) {

@@ -136,6 +136,7 @@ struct shard {
     u64 drain_started_ns;
     u64 requests;
     u64 snapshot_wal_mark; /* WAL bytes at the last snapshot */
+    u64 last_snap_index;   /* applied_index of the newest snapshot on disk */
     struct shard_snap *snap;
 };
 
@@ -189,6 +190,9 @@ void shard_wal_close(struct shard *s);
 /* shard_snap.c */
 int shard_snap_load(struct shard *s, u64 *applied_index);
 void shard_snap_step(struct shard *s);
+bool shard_snap_blocks_compaction(const struct shard *s);
+bool shard_snap_io_busy(const struct shard *s);
+void shard_snap_teardown(struct shard *s);
 void shard_snap_free(struct shard *s);
 
 #endif

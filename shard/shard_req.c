@@ -15,12 +15,19 @@
 /* ---- small helpers ----------------------------------------------------------------------------
  */
 
+/* A reply's header.revision: the shard's on its own port, 0 on the router port (no single
+ * shard speaks there; protocol.md). */
+static i64 shard_header_revision(const struct shard *s, const struct conn *c)
+{
+    return c->port_shard == CODEC_SHARD_NONE ? 0 : mvcc_revision(s->m);
+}
+
 static int shard_error(struct shard *s, struct conn *c, const struct codec_frame *f, u16 status,
                        u64 detail, const char *message)
 {
     struct buf *b = conn_reply_begin(c);
     u16 shard = c->port_shard;
-    if (exec_error_reply(b, f->opcode, f->request_id, shard, mvcc_revision(s->m),
+    if (exec_error_reply(b, f->opcode, f->request_id, shard, shard_header_revision(s, c),
                          s->node->config.member_id, status, detail,
                          message ? message : codec_status_message(status)) != 0) {
         conn_close(c);
@@ -102,7 +109,7 @@ static int shard_hello(struct shard *s, struct conn *c, const struct codec_frame
                                   .in_flight_max = CODEC_IN_FLIGHT_MAX,
                                   .watches_max = 0};
     struct codec_reply_header h = {.shard = c->port_shard,
-                                   .revision = mvcc_revision(s->m),
+                                   .revision = shard_header_revision(s, c),
                                    .member_id = s->node->config.member_id};
     if (codec_reply_encode(conn_reply_begin(c), f, &h, &o, CODEC_REPLY_FRAME_SIZE_MAX) != 0) {
         conn_close(c);
@@ -130,7 +137,7 @@ static int shard_map_reply(struct shard *s, struct conn *c, const struct codec_f
     }
     codec_list_end(&lb);
     struct codec_reply_header h = {.shard = c->port_shard,
-                                   .revision = mvcc_revision(s->m),
+                                   .revision = shard_header_revision(s, c),
                                    .member_id = s->node->config.member_id};
     if (codec_reply_encode(conn_reply_begin(c), f, &h, &o, CODEC_REPLY_FRAME_SIZE_MAX) != 0)
         return shard_error(s, c, f, CODEC_S_INTERNAL, 0, "shard map reply");
@@ -222,6 +229,7 @@ static int shard_exec_local(struct shard *s, struct conn *c, const struct codec_
                             union codec_msg_any *m)
 {
     if (shard_is_write(f->opcode) && !shard_wal_room(s, f->body.len)) return CONN_FRAME_AGAIN;
+    if (f->opcode == CODEC_OP_COMPACT && shard_snap_blocks_compaction(s)) return CONN_FRAME_AGAIN;
     u64 need = shard_exec(s, f, m, conn_reply_begin(c));
     if (need == UINT64_MAX) {
         conn_close(c);
@@ -554,6 +562,7 @@ static int shard_handle_request(struct shard *s, const struct xcore_msg *msg)
     rc = codec_request_decode(&f, &m);
     ASSERT(rc == 0); /* the origin decoded it */
     if (shard_is_write(f.opcode) && !shard_wal_room(s, f.body.len)) return XCORE_AGAIN;
+    if (f.opcode == CODEC_OP_COMPACT && shard_snap_blocks_compaction(s)) return XCORE_AGAIN;
     if (s->rr_len == s->rr_cap) {
         u32 cap = s->rr_cap ? s->rr_cap * 2 : 64;
         struct remote_reply *rr = realloc(s->rr, cap * sizeof(*rr));
