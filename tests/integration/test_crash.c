@@ -1,7 +1,7 @@
 /*
  * test_crash.c — crash safety of a real keeld (2 shards) under a pipelined write load
  * (crash_load.h): kill -9 and restart, a torn record appended to a WAL tail, a flipped byte
- * in the middle of a WAL, SIGTERM under load.
+ * in the middle of a WAL, SIGTERM under load, kill -9 during SIGTERM's drain.
  *
  * Every test is seeded: it prints "KEEL_SEED=n" and KEEL_SEED=n repeats its choices (kill
  * delays, garbage bytes, which shard). The server's timing is not under the seed, so a
@@ -580,6 +580,41 @@ Test(crash, sigterm_under_load)
     cr_assert(keeld_exited_cleanly(st), "keeld did not exit 0 on SIGTERM under load (0x%x)", st);
     crash_start(&f->p);
     crash_check(f, "after SIGTERM under load");
+    crash_stop_clean(f);
+    crash_free(f);
+}
+
+/* ---- 5. kill -9 while SIGTERM drains ------------------------------------------------------ */
+
+/* SIGTERM, then SIGKILL 0-40 ms later (if keeld is still draining): replies sent during the
+ * drain were durable, and a GOAWAY'd op was not executed. */
+static void crash_term_then_kill(struct crash *f)
+{
+    cr_assert(kill(f->p.pid, SIGTERM) == 0);
+    uint32_t delay_ms = rng_between(&f->rng, 0, 40);
+    sleep_ms(delay_ms);
+    kill(f->p.pid, SIGKILL); /* may have exited already: then this is a no-op on a zombie */
+    int st = 0;
+    cr_assert(waitpid(f->p.pid, &st, 0) == f->p.pid);
+    cr_assert((WIFEXITED(st) && WEXITSTATUS(st) == 0) ||
+                  (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL),
+              "keeld's status 0x%x after SIGTERM", st);
+    cr_log_info("SIGKILL %u ms after SIGTERM: %s", delay_ms,
+                WIFSIGNALED(st) ? "killed during the drain" : "keeld had exited 0");
+    f->p.pid = 0;
+}
+
+Test(crash, kill9_while_draining)
+{
+    struct crash *f = crash_new("crash/kill9_while_draining");
+    crash_start(&f->p);
+    for (uint32_t round = 0; round < 3; round++) {
+        crash_load_begin(f, rng_between(&f->rng, CRASH_DELAY_MS_MIN, CRASH_DELAY_MS_MAX / 2));
+        crash_term_then_kill(f);
+        crash_load_end(f, "SIGTERM then SIGKILL");
+        crash_start(&f->p);
+        crash_check(f, "after a kill -9 during the drain");
+    }
     crash_stop_clean(f);
     crash_free(f);
 }
