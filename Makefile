@@ -2,7 +2,7 @@
 #   make run            install what is missing, build Release, run keeld (ARGS=... passed on)
 #   make test           install what is missing, build with -Werror, run every test
 #   make test-sanitize  the tests under ASan+UBSan in build-asan/ (Debug)
-#   make test-tsan      the threaded tests (test_xcore) under ThreadSanitizer in build-tsan/
+#   make test-tsan      the threaded tests (test_xcore, keeld under load) under ThreadSanitizer
 #   make tidy | format | bench | clean
 JOBS  := $(shell nproc)
 BUILD := build
@@ -42,13 +42,15 @@ test-sanitize: deps
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --test-dir $(ASAN) --output-on-failure
 
-# TSan runs only the tests with threads; KEEL_OPS shortens their stress loops (TSan is ~10x slower).
+# TSan runs where threads meet: test_xcore (KEEL_OPS shortens its stress loops; TSan is ~10x
+# slower), then keeld itself under a cross-core load with snapshots and a SIGTERM drain.
 test-tsan: deps
 	cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKEEL_TSAN=ON -DKEEL_WERROR=ON \
 		-DKEEL_BENCH_LMDB=OFF
-	cmake --build $(TSAN) -j $(JOBS) --target test_xcore
+	cmake --build $(TSAN) -j $(JOBS) --target test_xcore keeld keelctl keelbench
 	KEEL_OPS=200000 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --test-dir $(TSAN) --output-on-failure -R '^test_xcore$$'
+	bash tests/tsan/keeld_tsan.sh $(TSAN)
 
 tidy:
 	@bash tools/tidy.sh
