@@ -49,6 +49,7 @@ static void start_server(void)
     struct keel_options o;
     keel_options_default(&o);
     o.timeout_ms = 10000;
+    o.shard_aware = true; /* its keys go to the shard ports: it meets every shard thread */
     int rc = keel_connect(kp.endpoint, &o, &good);
     cr_assert_eq(rc, KEEL_STATUS_OK, "connect: %s", keel_strerror(rc));
     good_acked = 0;
