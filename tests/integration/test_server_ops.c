@@ -218,13 +218,12 @@ Test(ops, put_prev_kv_both_modes)
 
 /* ---- get ---------------------------------------------------------------------------------- */
 
-/* Keys under prefix with values, versions and create order chosen so that every sort target
- * gives a different order:
- *   key   value  version  created (order)
- *   p/a   "c"    1        3rd
- *   p/b   "a"    3        1st
- *   p/c   "b"    2        2nd
- * mod order: p/b (last put first...) see below. */
+/* Three keys under pfx whose order differs by every sort target:
+ *   key  value  version  created  last modified
+ *   a    "c"    1        3rd      1st
+ *   b    "a"    3        1st      3rd
+ *   c    "b"    2        2nd      2nd
+ */
 static void load_sort_data(keel_client *c, const char *pfx)
 {
     char a[32], b[32], k3[32];
@@ -237,7 +236,6 @@ static void load_sort_data(keel_client *c, const char *pfx)
     put_ok(c, b, "x");  /* b version 2 */
     put_ok(c, k3, "b"); /* c version 2, value b */
     put_ok(c, b, "a");  /* b version 3, value a, mod last */
-    /* mod order ascending: a, c, b */
 }
 
 struct sort_case {
@@ -263,10 +261,8 @@ static void check_sorts(keel_client *c, const char *pfx, const char *end)
         struct keel_result r;
         ASSERT_STATUS(keel_get(c, &a, &r), KEEL_STATUS_OK);
         char want[64], got[64];
-        size_t pl = strlen(pfx);
         snprintf(want, sizeof(want), "%s%c,%s%c,%s%c", pfx, cases[i].keys[0], pfx, cases[i].keys[1],
                  pfx, cases[i].keys[2]);
-        (void)pl;
         keys_of(&r.u.range, got, sizeof(got));
         cr_assert_str_eq(got, want, "sort order %d target %d", cases[i].order, cases[i].target);
     }
@@ -702,7 +698,7 @@ static void check_compact(keel_client *c, const char *key, uint16_t shard)
     ASSERT_STATUS(keel_get(c, &a, &r), KEEL_STATUS_COMPACTED);
     cr_assert_eq(r.error.detail, (uint64_t)r2, "COMPACTED detail is the compact revision");
     a.revision = r2;
-    ASSERT_STATUS(keel_get(c, &a, &r), KEEL_STATUS_OK); /* "the compact revision stays readable" */
+    ASSERT_STATUS(keel_get(c, &a, &r), KEEL_STATUS_OK); /* the compact revision stays readable */
     cr_assert(span_is(r.u.range.kvs[0].value, r.u.range.kvs[0].value_len, "2"));
     cr_assert(get_value_is(c, key, "3"));
     /* again at the same revision, below, and in the future */
@@ -737,10 +733,10 @@ Test(ops, compact)
     check_compact(aware, "~cmp", 1);
     struct keel_result r;
     struct keel_compact_args bad = {.shard = 7, .revision = 1};
-    ASSERT_STATUS(keel_compact(router, &bad, &r), KEEL_STATUS_INVALID); /* "no shard 7" */
+    ASSERT_STATUS(keel_compact(router, &bad, &r), KEEL_STATUS_INVALID); /* no shard 7 */
     bad.shard = 0;
     bad.revision = 0;
-    ASSERT_STATUS(keel_compact(router, &bad, &r), KEEL_STATUS_INVALID); /* "revision 0" */
+    ASSERT_STATUS(keel_compact(router, &bad, &r), KEEL_STATUS_INVALID); /* revision 0 */
 }
 
 /* ---- status and shard map ------------------------------------------------------------------ */
@@ -851,13 +847,11 @@ Test(ops, cross_shard_writes_refused)
         struct keel_compare cmp = cmp_int(KEEL_CMP_VERSION, KEEL_CMP_GREATER, "~x", 0);
         struct keel_txn_args t2 = {
             .compares = &cmp, .compares_len = 1, .success = ops, .success_len = 1};
-        ASSERT_STATUS(keel_txn(c, &t2, &r),
-                      KEEL_STATUS_CROSS_SHARD); /* "compare on another shard" */
+        ASSERT_STATUS(keel_txn(c, &t2, &r), KEEL_STATUS_CROSS_SHARD); /* compare on another shard */
         struct keel_op fail = op_put("~x", "f");
         struct keel_txn_args t3 = {
             .success = ops, .success_len = 1, .failure = &fail, .failure_len = 1};
-        ASSERT_STATUS(keel_txn(c, &t3, &r),
-                      KEEL_STATUS_CROSS_SHARD); /* "failure branch elsewhere" */
+        ASSERT_STATUS(keel_txn(c, &t3, &r), KEEL_STATUS_CROSS_SHARD); /* failure branch elsewhere */
     }
     cr_assert(get_value_is(router, "!x", "0"), "nothing was executed");
     cr_assert(get_value_is(router, "~x", "1"), "nothing was executed");
@@ -883,7 +877,7 @@ Test(ops, wrong_shard_port)
     struct keel_txn_args t = {.success = &o, .success_len = 1};
     EXPECT_STATUS(keel_txn(s0, &t, &r), KEEL_STATUS_WRONG_SHARD);
     struct keel_range_args all = range_of("!", "~~");
-    EXPECT_STATUS(keel_get(s0, &all, &r), KEEL_STATUS_WRONG_SHARD); /* "a range beyond the shard" */
+    EXPECT_STATUS(keel_get(s0, &all, &r), KEEL_STATUS_WRONG_SHARD); /* a range beyond the shard */
     /* a shard port's STATUS lists its own shard only */
     EXPECT_STATUS(keel_status(s1, &r), KEEL_STATUS_OK);
     cr_assert_eq(r.u.status.shards_len, 1);
@@ -1164,8 +1158,8 @@ Test(ops, client_side_statuses_through_libkeel)
     struct keel_result r;
     /* KEY_EMPTY and INVALID that libkeel passes to the server */
     struct keel_range_args a = range_of("!b", "!a");
-    ASSERT_STATUS(keel_get(router, &a, &r), KEEL_STATUS_INVALID); /* "range_end before key" */
-    ASSERT_STATUS(keel_get(aware, &a, &r), KEEL_STATUS_INVALID);  /* "range_end before key" */
+    ASSERT_STATUS(keel_get(router, &a, &r), KEEL_STATUS_INVALID); /* range_end before key */
+    ASSERT_STATUS(keel_get(aware, &a, &r), KEEL_STATUS_INVALID);  /* range_end before key */
     struct keel_delete_args d = {.key = B("~b"), .range_end = B("~a")};
     ASSERT_STATUS(keel_delete(router, &d, &r), KEEL_STATUS_INVALID);
     struct keel_op dup[2] = {op_put("~d", "1"), op_put("~d", "2")};
@@ -1174,7 +1168,7 @@ Test(ops, client_side_statuses_through_libkeel)
     ASSERT_STATUS(keel_txn(aware, &t, &r), KEEL_STATUS_DUPLICATE_KEY);
     struct keel_range_args neg = range_of("!a", NULL);
     neg.limit = -1;
-    ASSERT_STATUS(keel_get(router, &neg, &r), KEEL_STATUS_INVALID); /* "negative limit" */
+    ASSERT_STATUS(keel_get(router, &neg, &r), KEEL_STATUS_INVALID); /* negative limit */
     cr_assert_eq(get_one(router, "~d", NULL), 0);
 }
 
