@@ -1,7 +1,8 @@
 /*
  * test_crash.c — crash safety of a real keeld (2 shards) under a pipelined write load
  * (crash_load.h): kill -9 and restart, a torn record appended to a WAL tail, a flipped byte
- * in the middle of a WAL, SIGTERM under load, kill -9 during SIGTERM's drain.
+ * in the middle of a WAL, SIGTERM under load, kill -9 during SIGTERM's drain, kill -9 during
+ * recovery (while it cuts a torn tail).
  *
  * Every test is seeded: it prints "KEEL_SEED=n" and KEEL_SEED=n repeats its choices (kill
  * delays, garbage bytes, which shard). The server's timing is not under the seed, so a
@@ -615,6 +616,51 @@ Test(crash, kill9_while_draining)
         crash_start(&f->p);
         crash_check(f, "after a kill -9 during the drain");
     }
+    crash_stop_clean(f);
+    crash_free(f);
+}
+
+/* ---- 6. kill -9 during recovery (and its cut of a torn tail) ------------------------------ */
+
+/* Starts keeld (log in name) and kills it 0-30 ms later, likely inside recovery. */
+static void crash_kill_starting(struct crash *f, const char *name)
+{
+    char log_path[600];
+    crash_log_path(&f->p, name, log_path, sizeof(log_path));
+    f->p.pid = crash_spawn(&f->p, log_path);
+    uint32_t delay_ms = rng_between(&f->rng, 0, 400);
+    sleep_ms(delay_ms);
+    kill(f->p.pid, SIGKILL);
+    int st = 0;
+    cr_assert(waitpid(f->p.pid, &st, 0) == f->p.pid);
+    f->p.pid = 0;
+    char *log = crash_read_log(log_path);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+              "keeld exited by itself during recovery (0x%x); its log:\n%s", st, log);
+    size_t len = strlen(log);
+    while (len > 0 && log[len - 1] == '\n') log[--len] = 0;
+    const char *last = strrchr(log, '\n');
+    cr_log_info("killed %u ms into a start, after: %s", delay_ms,
+                last != NULL  ? last + 1
+                : log[0] != 0 ? log
+                              : "(no log line)");
+    free(log);
+}
+
+Test(crash, kill9_during_recovery)
+{
+    struct crash *f = crash_new("crash/kill9_during_recovery");
+    uint32_t shard = (uint32_t)(rng_next(&f->rng) % CRASH_SHARDS);
+    crash_start(&f->p);
+    crash_load_begin(f, rng_between(&f->rng, CRASH_DELAY_MS_MIN, CRASH_DELAY_MS_MAX / 2));
+    crash_kill9(&f->p);
+    crash_load_end(f, "SIGKILL");
+    struct crash_tear t;
+    crash_tear_tail(f, shard, true, &t);
+    for (uint32_t i = 0; i < 4; i++) crash_kill_starting(f, "keeld-killed.log");
+    crash_start(&f->p);
+    crash_tear_gone(&t);
+    crash_check(f, "after kills during recovery");
     crash_stop_clean(f);
     crash_free(f);
 }
