@@ -261,7 +261,7 @@ static void shard_run(struct shard *s)
 
 static int shard_setup_loop(struct shard *s)
 {
-    struct loop_config lc = {.sq_entries = SHARD_SQ_ENTRIES};
+    struct loop_config lc = {.sq_entries = SHARD_SQ_ENTRIES, .flags = s->node->config.loop_flags};
     int rc = loop_create(&lc, &s->loop);
     if (rc < 0) return shard_fail(s, "io_uring: %s", strerror(-rc)), -1;
     rc = bufring_init(&s->br, s->loop, 1, SHARD_RECV_BUFFERS, SHARD_RECV_BUF_BYTES);

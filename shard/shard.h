@@ -35,6 +35,7 @@ struct node_config {
     u32 connections_max;    /* per node; 0: the protocol's 16384 */
     const char *split_keys; /* shard_count - 1 split keys, comma-separated, each text or
                              * "hex:<bytes>"; NULL: the default map. Fixed at creation. */
+    u32 loop_flags;         /* LOOP_CONFIG_* (net/loop.h): start the io_uring fallbacks lower */
     bool quiet;             /* no log lines (tests) */
 };
 

@@ -2,6 +2,7 @@
  * keeld — keel's server: one node, one pinned shard thread per core, a local data folder.
  * Flags are parsed here; everything else is shard/shard.h (node_start, node_stop).
  */
+#include "net/loop.h"
 #include "shard/shard.h"
 
 #include <arpa/inet.h>
@@ -36,6 +37,10 @@ static const char usage_text[] =
     "  --memory-max BYTES        per-shard store budget, with K, M or G (default 8G)\n"
     "  --snapshot-wal-bytes B    WAL bytes after which a shard writes a snapshot (default 64M)\n"
     "  --max-connections N       client connections the node holds (default 16384)\n"
+    "  --io-uring-mode MODE      defer (default: single issuer + deferred task running, falling\n"
+    "                            back when the kernel lacks it), coop or plain: start the\n"
+    "                            fallback chain lower (for old kernels and tests)\n"
+    "  --no-msg-ring             wake other shards through eventfds, not IORING_OP_MSG_RING\n"
     "  --quiet                   no log lines\n"
     "  --help                    this text\n"
     "  --version                 the version\n"
@@ -96,6 +101,20 @@ static void parse_listen(const char *arg, struct node_config *c)
     c->client_port = (u16)parse_u32("--listen-client port", colon + 1, 0, 65535);
 }
 
+static void parse_mode(const char *mode, struct node_config *c)
+{
+    if (strcmp(mode, "defer") == 0) return;
+    if (strcmp(mode, "coop") == 0) {
+        c->loop_flags |= LOOP_CONFIG_NO_DEFER_TASKRUN;
+        return;
+    }
+    if (strcmp(mode, "plain") == 0) {
+        c->loop_flags |= LOOP_CONFIG_NO_DEFER_TASKRUN | LOOP_CONFIG_NO_COOP_TASKRUN;
+        return;
+    }
+    usage_error("--io-uring-mode wants defer, coop or plain, got '%s'", mode);
+}
+
 static const char *flag_value(int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) usage_error("%s needs a value", argv[*i]);
@@ -128,6 +147,10 @@ static void parse_args(int argc, char **argv, struct node_config *c)
             c->connections_max = parse_u32(a, flag_value(argc, argv, &i), 1, 1u << 20);
         } else if (strcmp(a, "--split-keys") == 0) {
             c->split_keys = flag_value(argc, argv, &i);
+        } else if (strcmp(a, "--io-uring-mode") == 0) {
+            parse_mode(flag_value(argc, argv, &i), c);
+        } else if (strcmp(a, "--no-msg-ring") == 0) {
+            c->loop_flags |= LOOP_CONFIG_NO_MSG_RING;
         } else if (strcmp(a, "--quiet") == 0) {
             c->quiet = true;
         } else {
