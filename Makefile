@@ -20,14 +20,7 @@ release: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: release
-	@if [ -x $(BUILD)/bin/keeld ]; then \
-		$(BUILD)/bin/keeld --data-dir ./data $(ARGS); \
-	elif [ -x $(BUILD)/bin/engine_bench ]; then \
-		echo "keeld arrives with the next milestone; running the storage-engine benchmark."; \
-		$(BUILD)/bin/engine_bench; \
-	else \
-		echo "keeld arrives with the next milestone (and perf/engine_bench is not built yet)."; \
-	fi
+	$(BUILD)/bin/keeld --data-dir ./data $(ARGS)
 
 test: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DKEEL_WERROR=ON
