@@ -84,8 +84,12 @@ static void load_done(void *ctx, uint64_t request_id, int status, const struct k
         load_note_status(run, LOAD_TXN_FAILED); /* a txn without compares must succeed */
     if (slot->seq == UINT32_MAX) {
         pthread_mutex_lock(&run->counter_lock);
-        if (status == KEEL_STATUS_OK && slot->value > run->h->counter_acked)
-            run->h->counter_acked = slot->value;
+        struct load_history *h = run->h;
+        if (status == KEEL_STATUS_OK && slot->value > h->counter_acked)
+            h->counter_acked = slot->value;
+        if (load_state_of(status) == LOAD_REFUSED &&
+            h->counter_refused_count < LOAD_COUNTER_REFUSED_MAX)
+            h->counter_refused[h->counter_refused_count++] = slot->value;
         pthread_mutex_unlock(&run->counter_lock);
         lc->counter_busy = false;
     } else {
@@ -94,6 +98,8 @@ static void load_done(void *ctx, uint64_t request_id, int status, const struct k
     uint32_t shard =
         slot->seq == UINT32_MAX ? 0 : strcmp(load_prefix(lc->id, slot->seq), LOAD_PREFIX0) != 0;
     if (status == KEEL_STATUS_OK) atomic_fetch_add(&run->acks[shard], 1);
+    if (status == KEEL_STATUS_GOAWAY) atomic_fetch_add(&run->goaways, 1);
+    if (status == KEEL_STATUS_SHUTTING_DOWN) atomic_fetch_add(&run->shutting_downs, 1);
     slot->used = false;
     lc->in_flight--;
 }
@@ -235,18 +241,19 @@ void load_history_free(struct load_history *h)
     memset(h, 0, sizeof(*h));
 }
 
-static int load_connect(struct load_client *lc, uint16_t port)
+static int load_connect(struct load_client *lc, uint16_t port, bool shard_aware)
 {
     char endpoint[32];
     snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%u", port);
     struct keel_options o;
     keel_options_default(&o);
-    o.shard_aware = true;
+    o.shard_aware = shard_aware;
     o.timeout_ms = 10000;
     return keel_connect(endpoint, &o, &lc->c);
 }
 
-int load_start(struct load_run *run, struct load_history *h, uint16_t port, uint32_t ops_max)
+int load_start(struct load_run *run, struct load_history *h, uint16_t port, uint32_t ops_max,
+               bool router_only)
 {
     cr_assert(h->round_count < LOAD_ROUNDS_MAX, "at most %u rounds", LOAD_ROUNDS_MAX);
     memset(run, 0, sizeof(*run));
@@ -264,13 +271,14 @@ int load_start(struct load_run *run, struct load_history *h, uint16_t port, uint
         struct load_client *lc = &run->clients[k];
         lc->run = run;
         lc->id = k;
-        int rc = load_connect(lc, port);
+        int rc = load_connect(lc, port, !router_only);
         if (rc != 0) {
             for (uint32_t j = 0; j < k; j++) keel_close(run->clients[j].c);
             return rc;
         }
-        cr_assert(keel_connection_count(lc->c) == 3, "router + 2 shard connections, got %d",
-                  keel_connection_count(lc->c));
+        int want = router_only ? 1 : 3; /* router, plus one per shard when shard-aware */
+        cr_assert(keel_connection_count(lc->c) == want, "%d connections, want %d",
+                  keel_connection_count(lc->c), want);
     }
     for (uint32_t k = 0; k < LOAD_CONNS; k++)
         cr_assert(pthread_create(&run->clients[k].thread, NULL, load_thread, &run->clients[k]) ==
@@ -388,9 +396,12 @@ static void load_check_scan(struct load_check *k, const char *prefix)
 
 static const char *load_state_name(uint8_t state)
 {
-    static const char *const names[] = {
-        "unsent",           "sent without reply",          "acknowledged",
-        "refused (GOAWAY)", "present at an earlier check", "absent at an earlier check"};
+    static const char *const names[] = {"unsent",
+                                        "sent without reply",
+                                        "acknowledged",
+                                        "refused by GOAWAY (protocol.md: not executed)",
+                                        "present at an earlier check",
+                                        "absent at an earlier check"};
     return state < 6 ? names[state] : "?";
 }
 
@@ -443,6 +454,9 @@ static void load_check_counter(struct load_check *k)
                      (unsigned long long)h->counter_acked, (unsigned long long)h->counter_sent_max);
     else
         h->counter_acked = v; /* recovered, so durable: later checks want at least this */
+    for (uint32_t i = 0; i < h->counter_refused_count; i++)
+        if (h->counter_refused[i] == v)
+            load_problem(k, "counter holds %llu, a value whose put was refused (GOAWAY)", v);
 }
 
 uint64_t load_check(struct load_history *h, uint16_t port)
@@ -451,7 +465,7 @@ uint64_t load_check(struct load_history *h, uint16_t port)
     cr_assert(k != NULL);
     k->h = h;
     struct load_client lc = {0};
-    int rc = load_connect(&lc, port);
+    int rc = load_connect(&lc, port, true);
     cr_assert(rc == KEEL_STATUS_OK, "connect for the check: %s", keel_strerror(rc));
     k->c = lc.c;
     for (uint32_t r = 0; r < h->round_count; r++)

@@ -3,8 +3,8 @@
  * record of what the server acknowledged, and the checker that compares a restarted server
  * with that record.
  *
- * The load (one round): LOAD_CONNS shard-aware clients, each in its own thread with up to
- * LOAD_DEPTH requests in flight. Client k's request number seq (its "op") is:
+ * The load (one round): LOAD_CONNS clients (shard-aware, or router port only), each in its own
+ * thread with up to LOAD_DEPTH requests in flight. Client k's request number seq (its "op") is:
  *  - a put of "<P>r<round>/c<k>/s<seq>" when seq % LOAD_TXN_EVERY != LOAD_TXN_EVERY - 1,
  *  - else a txn (no compares) putting the three keys "<P>r<round>/c<k>/s<seq>/{a,b,c}",
  * where <P> is LOAD_PREFIX0 (shard 0) or LOAD_PREFIX1 (shard 1), alternating with k + seq,
@@ -39,6 +39,7 @@
 #define LOAD_PREFIX0             "!crash/" /* sorts before the default 2-shard split (paths) */
 #define LOAD_PREFIX1             "~crash/" /* sorts after it */
 #define LOAD_COUNTER_KEY         "!crash/counter"
+#define LOAD_COUNTER_REFUSED_MAX 64u
 #define LOAD_PROBLEMS_LOGGED_MAX 12u
 
 enum load_state {
@@ -65,7 +66,9 @@ struct load_history {
     uint64_t counter_next;     /* value of the next counter put */
     uint64_t counter_acked;    /* last acknowledged counter value, 0: none */
     uint64_t counter_sent_max; /* largest counter value ever sent */
-    int unexpected_status;     /* first status outside OK/GOAWAY/SHUTTING_DOWN/CLOSED, or 0 */
+    uint64_t counter_refused[LOAD_COUNTER_REFUSED_MAX]; /* values GOAWAY'd: never executed */
+    uint32_t counter_refused_count;
+    int unexpected_status; /* first status outside OK/GOAWAY/SHUTTING_DOWN/CLOSED, or 0 */
     uint64_t unexpected_count;
 };
 
@@ -92,7 +95,9 @@ struct load_run {
     struct load_round *r;
     uint32_t round;
     atomic_bool stop;
-    atomic_uint_fast64_t acks[2]; /* OK replies so far this round, by shard (prefix) */
+    atomic_uint_fast64_t acks[2];        /* OK replies so far this round, by shard (prefix) */
+    atomic_uint_fast64_t goaways;        /* ops failed by a GOAWAY frame */
+    atomic_uint_fast64_t shutting_downs; /* ops answered SHUTTING_DOWN */
     pthread_mutex_t counter_lock; /* guards h->counter_* between client 0 and the test thread */
     struct load_client clients[LOAD_CONNS];
 };
@@ -100,9 +105,11 @@ struct load_run {
 void load_history_init(struct load_history *h);
 void load_history_free(struct load_history *h);
 
-/* Connects the clients to 127.0.0.1:port and starts a new round (ops_max ops per client).
- * 0, or the keel status of a failed connect. */
-int load_start(struct load_run *run, struct load_history *h, uint16_t port, uint32_t ops_max);
+/* Connects the clients to 127.0.0.1:port and starts a new round (ops_max ops per client):
+ * shard-aware clients, or with router_only clients that send everything to the router port
+ * (half of it then crosses cores). 0, or the keel status of a failed connect. */
+int load_start(struct load_run *run, struct load_history *h, uint16_t port, uint32_t ops_max,
+               bool router_only);
 /* Waits (at most timeout_ms) until shard has acknowledged at least acks ops this round. */
 bool load_wait_acks(struct load_run *run, uint32_t shard, uint64_t acks, int timeout_ms);
 /* Stops submitting, joins the threads and closes the clients (pending ops become CLOSED). */
