@@ -7,8 +7,8 @@
  * Every test is seeded: it prints "KEEL_SEED=n" and KEEL_SEED=n repeats its choices (kill
  * delays, garbage bytes, which shard). The server's timing is not under the seed, so a
  * replay hits another interleaving of the same plan. KEEL_ROUNDS (default 5, at most 64)
- * lengthens the kill -9 test; KEEL_OPS caps the ops one client sends in a round (default
- * 65536).
+ * lengthens the kill -9 test, whose odd rounds send through the router port (half the writes
+ * forwarded across cores); KEEL_OPS caps the ops one client sends in a round (default 65536).
  *
  *   KEEL_SEED=7 KEEL_ROUNDS=20 build/tests/test_crash --filter crash/kill9_under_load
  *
@@ -420,6 +420,7 @@ Test(crash, kill9_under_load)
     crash_start(&f->p);
     crash_check_split(&f->p);
     for (uint32_t round = 0; round < rounds; round++) {
+        f->router_only = round % 2 == 1; /* odd rounds: forwarded writes must be durable too */
         crash_load_begin(f, rng_between(&f->rng, CRASH_DELAY_MS_MIN, CRASH_DELAY_MS_MAX));
         crash_kill9(&f->p);
         crash_load_end(f, "SIGKILL");
