@@ -349,6 +349,21 @@ static void crash_free(struct crash *f)
     load_history_free(&f->h);
 }
 
+/* After every test, passed or failed: stop keeld and remove the data dir (128 MiB of
+ * preallocated WAL), unless KEEL_KEEP_DATA is set to look at it. */
+static void crash_fini(void)
+{
+    struct crash *f = &crash_fixture;
+    if (f->p.pid > 0) keeld_stop(&f->p);
+    if (f->p.data_dir[0] != 0 && getenv("KEEL_KEEP_DATA") != NULL) {
+        fprintf(stderr, "test_crash: kept the data dir %s\n", f->p.data_dir);
+        return;
+    }
+    crash_free(f);
+}
+
+TestSuite(crash, .fini = crash_fini);
+
 /* Shard 0 must own LOAD_PREFIX0's keys and shard 1 LOAD_PREFIX1's (the default split). */
 static void crash_check_split(const struct keeld_proc *p)
 {
@@ -399,7 +414,8 @@ static void crash_load_end(struct crash *f, const char *how)
 static void crash_check(struct crash *f, const char *when)
 {
     uint64_t problems = load_check(&f->h, f->p.port);
-    cr_assert(problems == 0, "%s: %llu problems (see the log above; data dir %s)", when,
+    cr_assert(problems == 0,
+              "%s: %llu problems (see the log above; KEEL_KEEP_DATA=1 keeps data dir %s)", when,
               (unsigned long long)problems, f->p.data_dir);
 }
 
