@@ -290,18 +290,34 @@ bool conn_idle(const struct conn *c)
     return conn_output_bytes(c) == 0 && c->gate_count == 0 && c->pending == 0;
 }
 
-void conn_goaway(struct conn *c, u16 status, u64 detail, const char *message)
+static void conn_goaway_emit(struct conn *c)
 {
-    if (c->closing || c->draining) return;
+    ASSERT(c->goaway_owed && c->pending == 0);
+    c->goaway_owed = false;
+    c->goaway_sent = true;
+    const char *m = c->goaway_message;
     struct codec_frame head = {.opcode = CODEC_OP_GOAWAY, .request_id = 0};
-    struct codec_reply_header rh = {.status = status, .shard = CODEC_SHARD_NONE};
-    struct codec_error_body e = {.detail = detail,
-                                 .message = span_make(message, message ? strlen(message) : 0)};
+    struct codec_reply_header rh = {.status = c->goaway_status, .shard = CODEC_SHARD_NONE};
+    struct codec_error_body e = {.detail = c->goaway_detail,
+                                 .message = span_make(m, m ? strlen(m) : 0)};
     struct buf *b = conn_reply_begin(c);
     if (codec_reply_encode(b, &head, &rh, &e, CODEC_REPLY_FRAME_SIZE_MAX) != 0)
         return conn_close(c);
     conn_reply_end(c, 0);
-    c->draining = true;
+}
+
+void conn_goaway(struct conn *c, u16 status, u64 detail, const char *message)
+{
+    if (c->closing || c->goaway_owed || c->goaway_sent) return;
+    c->draining = true; /* no more parsing; close once everything owed is sent */
+    c->goaway_owed = true;
+    c->goaway_status = status;
+    c->goaway_detail = detail;
+    c->goaway_message = message;
+    if (c->pending == 0)
+        conn_goaway_emit(c);
+    else
+        conn_activate(c); /* the pump emits it once the last forwarded reply is in */
 }
 
 /* ---- life --------------------------------------------------------------------------------- */
@@ -360,6 +376,7 @@ static bool conn_try_free(struct conn *c)
 static bool conn_pump_one(struct conn *c)
 {
     if (c->closing) return true;
+    if (c->goaway_owed && c->pending == 0) conn_goaway_emit(c);
     conn_start_send(c);
     if (c->paused && !conn_out_over(c)) {
         c->paused = false;
@@ -368,7 +385,7 @@ static bool conn_pump_one(struct conn *c)
     bool input_low = conn_in_unparsed(c) <= c->host->in_limit_bytes / 2;
     if (c->recv_stopped && input_low && !c->cancel_busy && !c->recv_armed) c->recv_stopped = false;
     if (!c->recv_armed && !c->recv_stopped && !c->eof && !c->cancel_busy) conn_arm_recv(c);
-    if (c->draining && conn_idle(c)) conn_close(c);
+    if (c->draining && !c->goaway_owed && conn_idle(c)) conn_close(c);
     if (c->closing) return true;
     bool output = conn_output_bytes(c) > 0 || c->gate_count > 0;
     return output || c->paused || !c->recv_armed || c->draining;

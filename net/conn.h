@@ -92,10 +92,15 @@ struct conn {
     bool recv_armed;
     bool recv_stopped; /* cancelled for backpressure; re-arm when input drains */
     bool send_busy;
-    bool paused;   /* on_frame said AGAIN, or output over the limit */
-    bool closing;  /* shut down; freed when no op is in flight */
-    bool draining; /* close once every owed byte is sent */
-    bool eof;      /* the peer closed its side; no more input */
+    bool paused;      /* on_frame said AGAIN, or output over the limit */
+    bool closing;     /* shut down; freed when no op is in flight */
+    bool draining;    /* close once every owed byte is sent */
+    bool eof;         /* the peer closed its side; no more input */
+    bool goaway_owed; /* conn_goaway waits for the forwarded requests' replies (pending) */
+    bool goaway_sent;
+    u16 goaway_status;
+    u64 goaway_detail;
+    const char *goaway_message; /* static */
     bool cancel_busy;
     bool in_active;
     u8 *in; /* unparsed input [in_off, in_len) */
@@ -136,8 +141,9 @@ void conn_resume(struct conn *c);
  * turn, after the host updated durable_index. */
 void conn_host_pump(struct conn_host *h);
 
-/* Queues GOAWAY(status, detail, message) after the replies owed, stops parsing, and closes
- * once it is sent. */
+/* Stops parsing and queues GOAWAY(status, detail, message) after every reply owed, the replies
+ * of requests still executing elsewhere (pending) included; closes once it is sent. message
+ * must be static. */
 void conn_goaway(struct conn *c, u16 status, u64 detail, const char *message);
 /* Closes at once (bytes not yet sent are dropped). */
 void conn_close(struct conn *c);
