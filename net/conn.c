@@ -24,8 +24,32 @@ static void conn_cancel_done(struct loop_completion *lc, int res, u32 flags);
 
 /* ---- the active list ---------------------------------------------------------------------- */
 
+static void conn_unhold(struct conn *c)
+{
+    struct conn_host *h = c->host;
+    if (c->held_prev)
+        c->held_prev->held_next = c->held_next;
+    else
+        h->held_head = c->held_next;
+    if (c->held_next) c->held_next->held_prev = c->held_prev;
+    c->held_next = c->held_prev = NULL;
+    c->in_held = false;
+}
+
+static void conn_hold(struct conn *c)
+{
+    struct conn_host *h = c->host;
+    ASSERT(!c->in_active && !c->in_held);
+    c->in_held = true;
+    c->held_prev = NULL;
+    c->held_next = h->held_head;
+    if (h->held_head) h->held_head->held_prev = c;
+    h->held_head = c;
+}
+
 static void conn_activate(struct conn *c)
 {
+    if (c->in_held) conn_unhold(c);
     if (c->in_active) return;
     c->in_active = true;
     c->active_next = c->host->active_head;
@@ -372,8 +396,11 @@ static bool conn_try_free(struct conn *c)
     return true;
 }
 
-/* One connection's turn work; false when it has nothing left to do (leave the list). */
-static bool conn_pump_one(struct conn *c)
+enum conn_next { CONN_DROP = 0, CONN_ACTIVE = 1, CONN_HELD = 2 };
+
+/* One connection's turn work: stay active (something to retry next turn), wait on the held list
+ * (only the WAL can make its output sendable), or leave the lists. */
+static enum conn_next conn_pump_one(struct conn *c)
 {
     if (c->closing) return true;
     if (c->goaway_owed && c->pending == 0) conn_goaway_emit(c);
@@ -386,9 +413,11 @@ static bool conn_pump_one(struct conn *c)
     if (c->recv_stopped && input_low && !c->cancel_busy && !c->recv_armed) c->recv_stopped = false;
     if (!c->recv_armed && !c->recv_stopped && !c->eof && !c->cancel_busy) conn_arm_recv(c);
     if (c->draining && !c->goaway_owed && conn_idle(c)) conn_close(c);
-    if (c->closing) return true;
-    bool output = conn_output_bytes(c) > 0 || c->gate_count > 0;
-    return output || c->paused || !c->recv_armed || c->draining;
+    if (c->closing) return CONN_ACTIVE;
+    bool unsent = c->wire_sent < c->wire.len || (c->gate_count == 0 && c->acc.len > 0);
+    if (c->paused || (!c->recv_armed && !c->eof) || (unsent && !c->send_busy)) return CONN_ACTIVE;
+    if (c->gate_count > 0) return CONN_HELD;
+    return c->draining && !c->send_busy ? CONN_ACTIVE : CONN_DROP;
 }
 
 void conn_host_pump(struct conn_host *h)
@@ -403,6 +432,15 @@ void conn_host_pump(struct conn_host *h)
             if (!conn_try_free(c)) conn_activate(c);
             continue;
         }
-        if (conn_pump_one(c)) conn_activate(c);
+        enum conn_next next = conn_pump_one(c);
+        if (next == CONN_ACTIVE) conn_activate(c);
+        if (next == CONN_HELD && !c->in_active) conn_hold(c);
     }
+}
+
+void conn_host_durable(struct conn_host *h, u64 durable_index)
+{
+    ASSERT(durable_index >= h->durable_index);
+    h->durable_index = durable_index;
+    while (h->held_head) conn_activate(h->held_head);
 }

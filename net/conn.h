@@ -67,7 +67,8 @@ struct conn_host {
     /* Connections with output waiting (to send, or held for durability) or parsing
      * paused: the host walks them with conn_host_pump once per turn. */
     struct conn *active_head;
-    struct conn *all_head; /* every open connection */
+    struct conn *held_head; /* connections whose output waits only for the WAL */
+    struct conn *all_head;  /* every open connection */
     u32 open_count;
     u64 frames_in;
     u64 bytes_in;
@@ -103,6 +104,7 @@ struct conn {
     const char *goaway_message; /* static */
     bool cancel_busy;
     bool in_active;
+    bool in_held;
     u8 *in; /* unparsed input [in_off, in_len) */
     u32 in_off;
     u32 in_len;
@@ -116,6 +118,8 @@ struct conn {
     u32 pending;     /* requests the host is still executing elsewhere (forwarded) */
     struct loop_completion cancel_c;
     struct conn *active_next;
+    struct conn *held_next;
+    struct conn *held_prev;
     struct conn *all_next;
     struct conn *all_prev;
     void *user; /* the host's */
@@ -137,9 +141,11 @@ void conn_kick(struct conn *c);
 void conn_resume(struct conn *c);
 
 /* Sends what may leave now, re-arms what backpressure stopped, resumes parsing when the
- * output drained; drops from the active list the connections with nothing to do. Once per
- * turn, after the host updated durable_index. */
+ * output drained; drops from the active list the connections with nothing to do, and parks
+ * those whose output waits for the WAL on the held list. Once per turn. */
 void conn_host_pump(struct conn_host *h);
+/* The host's durable index moved: every held connection is pumped again. */
+void conn_host_durable(struct conn_host *h, u64 durable_index);
 
 /* Stops parsing and queues GOAWAY(status, detail, message) after every reply owed, the replies
  * of requests still executing elsewhere (pending) included; closes once it is sent. message

@@ -182,7 +182,8 @@ static void shard_after_io(struct shard *s)
     if (s->compacting) s->compacting = !mvcc_compact_step(s->m, SHARD_COMPACT_KEYS);
     shard_snap_step(s);
     shard_wal_kick(s);
-    s->host.durable_index = shard_wal_durable(s);
+    if (shard_wal_durable(s) != s->host.durable_index)
+        conn_host_durable(&s->host, shard_wal_durable(s));
     shard_release_remote(s);
     conn_host_pump(&s->host);
     shard_wal_kick(s); /* writes the pump's resumed connections made */

@@ -137,6 +137,7 @@ struct shard {
     u64 requests;
     u64 snapshot_wal_mark; /* WAL bytes at the last snapshot */
     u64 last_snap_index;   /* applied_index of the newest snapshot on disk */
+    u64 last_snap_bytes;   /* its size */
     struct shard_snap *snap;
 };
 

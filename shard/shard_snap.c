@@ -164,6 +164,7 @@ static void snap_install(struct shard *s)
     if (!ok) return snap_abort(s, strerror(errno));
     u64 prev = s->last_snap_index, bytes = sn->file_off;
     s->last_snap_index = sn->applied_index;
+    s->last_snap_bytes = bytes;
     u32 removed = 0;
     if (prev > 0) snapshot_file_remove_older(dir, prev, &removed);
     int rc = prev > 0 ? wal_drop_prefix(&s->wal, prev) : 0;
@@ -183,6 +184,9 @@ static bool snap_due(const struct shard *s)
 {
     u64 every = s->node->config.snapshot_wal_bytes ? s->node->config.snapshot_wal_bytes
                                                    : SNAP_WAL_BYTES_DEFAULT;
+    /* A snapshot writes the whole store: waiting for as many WAL bytes as the last one wrote
+     * keeps its cost per write constant however large the store grows. */
+    every = KEEL_MAX(every, s->last_snap_bytes);
     u64 bytes = shard_wal_bytes(s);
     return bytes > s->snapshot_wal_mark && bytes - s->snapshot_wal_mark >= every &&
            !s->compacting && !s->draining && wal_last_index(&s->wal) > s->last_snap_index;
