@@ -180,6 +180,11 @@ static int wal_segment_create(struct wal *w, struct wal_segment *s)
     ASSERT(s->fd < 0);
     char path[DISK_PATH_SIZE_MAX];
     wal_segment_path(w, s->seq, path);
+    if (w->config.take_spare && w->config.take_spare(w->config.take_spare_ctx, path, &s->fd) == 0) {
+        ASSERT(s->fd >= 0);
+        return 0; /* prepared, zero-filled and synced by the caller; the dir sync follows */
+    }
+    s->fd = -1;
     int rc = w->disk->ops->open(w->disk, path, true, &s->fd);
     if (rc != 0) return rc;
     rc = w->disk->ops->preallocate(w->disk, s->fd, w->config.segment_size_bytes);

@@ -68,6 +68,14 @@
 /* Reports the torn tail that recovery cut: where, and the last good index. */
 typedef void (*wal_cut_fn)(void *ctx, u64 seq, u64 offset, u64 last_index);
 
+/* Hands the WAL a prepared segment file: the caller renames its spare (a file of
+ * segment_size_bytes, written with zeros and synced) to path and sets *fd to a read-write
+ * handle of it; 0, or nonzero when it has none ready (the WAL then creates and preallocates
+ * the segment itself). Written zeros matter: an fdatasync of data written into a fallocated
+ * (unwritten) extent must also commit the extent conversion to the file system's journal,
+ * which made it about twice as slow here (docs/architecture.md, WAL). */
+typedef int (*wal_spare_fn)(void *ctx, const char *path, int *fd);
+
 struct wal_config {
     u64 segment_size_bytes; /* 0: WAL_SEGMENT_SIZE_DEFAULT */
     u32 payload_size_max;   /* largest payload of one record; > 0 */
@@ -76,6 +84,8 @@ struct wal_config {
     u64 first_index;        /* index of the first record of an empty WAL; 0 means 1 */
     wal_cut_fn on_cut;      /* may be NULL: a line on stderr instead */
     void *on_cut_ctx;
+    wal_spare_fn take_spare; /* may be NULL; used for segments after the first */
+    void *take_spare_ctx;
 };
 
 struct wal_segment {

@@ -181,6 +181,7 @@ static void shard_after_io(struct shard *s)
     xcore_poll(n->xcore, s->id, shard_xcore_handler, s);
     if (s->compacting) s->compacting = !mvcc_compact_step(s->m, SHARD_COMPACT_KEYS);
     shard_snap_step(s);
+    shard_spare_step(s);
     shard_wal_kick(s);
     if (shard_wal_durable(s) != s->host.durable_index)
         conn_host_durable(&s->host, shard_wal_durable(s));
@@ -309,6 +310,7 @@ static void shard_teardown(struct shard *s)
     if (s->br_ready) bufring_deinit(&s->br);
     if (s->loop) loop_destroy(s->loop); /* cancels and reaps every op in flight */
     shard_snap_teardown(s);
+    shard_spare_free(s);
     shard_wal_close(s);
     exec_deinit(&s->x);
     if (s->m) mvcc_destroy(s->m);
@@ -469,6 +471,7 @@ static int node_spawn(struct node *n, char *err, size_t err_len)
         struct shard *s = &n->shards[i];
         s->node = n;
         s->id = i;
+        s->spare_fd = -1;
         if ((size_t)snprintf(s->dir, sizeof(s->dir), "%.200s/shard-%u", n->data_dir, i) >=
             sizeof(s->dir))
             return snprintf(err, err_len, "data dir path too long"), -1;

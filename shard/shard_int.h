@@ -121,15 +121,31 @@ struct shard {
     i64 durable_revision;
     u64 flushes;
     u64 flush_slow;
+    u64 flush_ns_total;
+    u64 flush_records_total;
+    u64 flush_durable_before;
     u64 flush_started_ns;
     struct loop_completion flush_c[4]; /* writes 0..1, fdatasyncs 2..3 */
     struct wal_flush_io flush_io;
+    /* the spare WAL segment, zero-filled in the background (shard_io.c) */
+    int spare_fd;
+    u64 spare_off;
+    bool spare_busy;
+    bool spare_syncing;
+    bool spare_ready;
+    bool spare_off_switch; /* preparing failed once: segments are created in place */
+    int spare_res;
+    u8 *spare_zeros;
+    struct loop_completion spare_c;
+    char spare_path[DISK_PATH_SIZE_MAX];
     /* cross-core */
     struct lent_fifo lent_req[NODE_SHARDS_MAX];
     struct lent_fifo lent_rep[NODE_SHARDS_MAX];
     struct remote_reply *rr; /* waiting for the WAL */
     u32 rr_len;
     u32 rr_cap;
+    bool rr_ready;       /* an entry may be releasable now */
+    u64 rr_durable_seen; /* the durable index of the last walk */
     /* life */
     bool draining;
     bool drained;
@@ -187,6 +203,8 @@ u64 shard_wal_durable(const struct shard *s);
 u64 shard_wal_pending(const struct shard *s); /* last index if not durable, else 0 */
 u64 shard_wal_bytes(const struct shard *s);
 void shard_wal_close(struct shard *s);
+void shard_spare_step(struct shard *s);
+void shard_spare_free(struct shard *s);
 
 /* shard_snap.c */
 int shard_snap_load(struct shard *s, u64 *applied_index);

@@ -8,6 +8,7 @@
 #include "core/assert.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,91 @@ static void shard_wal_cut(void *ctx, u64 seq, u64 offset, u64 last_index)
     node_log(
         "wal", "shard %u: cut a torn tail in segment %llu at offset %llu; last good record %llu",
         s->id, (unsigned long long)seq, (unsigned long long)offset, (unsigned long long)last_index);
+}
+
+/* ---- the spare segment ------------------------------------------------------------------------
+ */
+
+/* The next WAL segment is prepared ahead of need: written with zeros through the loop, one
+ * 1 MiB write per turn, then fdatasync'd, so that (a) fdatasyncs of records later written into
+ * it are pure data writes (no extent conversion to commit: about half the latency of a
+ * fallocated file on ext4 here) and (b) rolling over costs a rename instead of a stall. */
+#define SHARD_SPARE_CHUNK_BYTES (1u << 20)
+
+static int shard_take_spare(void *ctx, const char *path, int *fd)
+{
+    struct shard *s = ctx;
+    if (!s->spare_ready) return -1;
+    if (rename(s->spare_path, path) != 0) return -1;
+    *fd = s->spare_fd;
+    s->spare_fd = -1;
+    s->spare_ready = false;
+    s->spare_off = 0;
+    return 0;
+}
+
+static void shard_spare_done(struct loop_completion *c, int res, u32 flags)
+{
+    (void)flags;
+    struct shard *s = (struct shard *)(void *)((char *)c - offsetof(struct shard, spare_c));
+    s->spare_busy = false;
+    s->spare_res = res;
+}
+
+static void shard_spare_give_up(struct shard *s, const char *why)
+{
+    node_log("wal",
+             "shard %u: preparing a spare WAL segment failed (%s); segments are created "
+             "when needed",
+             s->id, why);
+    s->spare_off_switch = true;
+    if (s->spare_fd >= 0) close(s->spare_fd);
+    s->spare_fd = -1;
+    unlink(s->spare_path);
+}
+
+void shard_spare_step(struct shard *s)
+{
+    if (s->spare_ready || s->spare_busy || s->spare_off_switch || s->draining || !s->wal_open)
+        return;
+    /* Start once the tail segment is a quarter full: early enough to be ready long before the
+     * roll-over, late enough not to compete with the first writes after a start. */
+    if (s->spare_fd < 0 && s->wal.tail_offset < SHARD_WAL_SEGMENT_BYTES / 4) return;
+    if (s->spare_res < 0) return shard_spare_give_up(s, strerror(-s->spare_res));
+    if (s->spare_fd < 0) {
+        s->spare_c.done = shard_spare_done;
+        if (!s->spare_zeros) s->spare_zeros = calloc(1, SHARD_SPARE_CHUNK_BYTES);
+        s->spare_fd = open(s->spare_path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
+        if (!s->spare_zeros || s->spare_fd < 0) return shard_spare_give_up(s, strerror(errno));
+        s->spare_off = 0;
+        s->spare_syncing = false;
+        s->spare_res = 0;
+    } else if (s->spare_syncing) {
+        s->spare_ready = true;
+        return;
+    } else {
+        s->spare_off += (u64)s->spare_res;
+    }
+    u64 size = SHARD_WAL_SEGMENT_BYTES;
+    int rc;
+    if (s->spare_off < size) {
+        u32 len = (u32)KEEL_MIN((u64)SHARD_SPARE_CHUNK_BYTES, size - s->spare_off);
+        rc = loop_write(s->loop, &s->spare_c, s->spare_fd, s->spare_zeros, len, s->spare_off);
+    } else {
+        rc = loop_fsync(s->loop, &s->spare_c, s->spare_fd, LOOP_FSYNC_DATASYNC);
+        s->spare_syncing = rc == 0;
+    }
+    if (rc == 0) s->spare_busy = true;
+}
+
+/* After loop_destroy: nothing of the spare is in flight any more. */
+void shard_spare_free(struct shard *s)
+{
+    if (s->spare_fd >= 0) close(s->spare_fd);
+    s->spare_fd = -1;
+    if (s->spare_path[0]) unlink(s->spare_path);
+    free(s->spare_zeros);
+    s->spare_zeros = NULL;
 }
 
 /* Replays every durable record after applied_index into the store. */
@@ -72,13 +158,17 @@ int shard_wal_recover(struct shard *s)
         return shard_fail(s, "cannot create %s: %s", dir, strerror(errno)), -1;
     u64 applied = 0;
     if (shard_snap_load(s, &applied) != 0) return -1;
+    s->spare_fd = -1;
+    snprintf(s->spare_path, sizeof(s->spare_path), "%.200s/spare.tmp", dir);
     struct wal_config wc = {.segment_size_bytes = SHARD_WAL_SEGMENT_BYTES,
                             .payload_size_max = CODEC_FRAME_SIZE_MAX,
                             .batch_bytes_max = SHARD_WAL_BATCH_BYTES,
                             .segments_max = SHARD_WAL_SEGMENTS_MAX,
                             .first_index = applied + 1,
                             .on_cut = shard_wal_cut,
-                            .on_cut_ctx = s};
+                            .on_cut_ctx = s,
+                            .take_spare = shard_take_spare,
+                            .take_spare_ctx = s};
     int rc = wal_open(&s->wal, &s->disk.base, dir, &wc);
     if (rc != 0) {
         const char *why = rc > 0 ? keel_err_str(rc) : strerror(-rc);
@@ -108,6 +198,15 @@ int shard_wal_recover(struct shard *s)
 void shard_wal_close(struct shard *s)
 {
     if (!s->wal_open) return;
+    if (s->flushes && !s->node->config.quiet)
+        node_log("wal",
+                 "shard %u: %llu group commits, %.2f ms and %.1f records each on average, "
+                 "%llu slower than %llu ms",
+                 s->id, (unsigned long long)s->flushes,
+                 (double)s->flush_ns_total / 1e6 / (double)s->flushes,
+                 (double)s->flush_records_total / (double)s->flushes,
+                 (unsigned long long)s->flush_slow,
+                 (unsigned long long)(SHARD_SLOW_FSYNC_NS / 1000000));
     wal_close(&s->wal);
     s->wal_open = false;
 }
@@ -170,6 +269,8 @@ static void shard_flush_finish(struct shard *s)
     s->durable_revision = s->flush_revision;
     s->flushes++;
     u64 took_ns = shard_now_ns() - s->flush_started_ns;
+    s->flush_ns_total += took_ns;
+    s->flush_records_total += s->flush_io.durable_index - s->flush_durable_before;
     if (took_ns > SHARD_SLOW_FSYNC_NS) {
         s->flush_slow++;
         node_log("wal", "shard %u: slow WAL sync: %.0f ms (%llu slow so far)", s->id,
@@ -242,4 +343,5 @@ void shard_wal_kick(struct shard *s)
     s->flush_ops_left = 2 * io->write_count;
     s->flush_revision = revision;
     s->flush_started_ns = shard_now_ns();
+    s->flush_durable_before = wal_durable_index(w);
 }

@@ -580,6 +580,7 @@ static int shard_handle_request(struct shard *s, const struct xcore_msg *msg)
                                                .bytes = out.ptr,
                                                .len = (u32)out.len,
                                                .need_index = need};
+    if (need <= shard_wal_durable(s)) s->rr_ready = true;
     return XCORE_OK;
 }
 
@@ -619,6 +620,11 @@ int shard_xcore_handler(void *ctx, const struct xcore_msg *msg)
 void shard_release_remote(struct shard *s)
 {
     u64 durable = shard_wal_durable(s);
+    /* Nothing became releasable since the last walk: skip it (the list holds every forwarded
+     * write waiting for this shard's fdatasync, hundreds under load). */
+    if (durable == s->rr_durable_seen && !s->rr_ready) return;
+    s->rr_durable_seen = durable;
+    s->rr_ready = false;
     u32 keep = 0;
     for (u32 i = 0; i < s->rr_len; i++) {
         struct remote_reply *r = &s->rr[i];
@@ -634,6 +640,7 @@ void shard_release_remote(struct shard *s)
             lent_push(&s->lent_rep[r->origin], ticket, r->bytes))
             continue;
         s->rr[keep++] = *r;
+        if (r->need_index <= durable) s->rr_ready = true; /* xcore refused: retry next turn */
     }
     s->rr_len = keep;
 }
