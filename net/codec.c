@@ -10,6 +10,7 @@
 #include "net/codec.h"
 
 #include "core/assert.h"
+#include "net/codec_fast.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -520,6 +521,14 @@ int codec_request_decode(const struct codec_frame *f, union codec_msg_any *body)
     ASSERT(f != NULL && body != NULL);
     ASSERT(f->body.ptr != NULL || f->body.len == 0);
     if (f->request_id == 0) return CODEC_S_FRAME_MALFORMED;
+    /* The hottest requests first, in straight-line code (codec_fast.h); anything they
+     * decline, errors included, is decided by the tables below. */
+    if (f->opcode == CODEC_OP_PUT &&
+        codec_fast_put_request_decode(f->body, &body->put_request) == 0)
+        return 0;
+    if (f->opcode == CODEC_OP_RANGE &&
+        codec_fast_range_request_decode(f->body, &body->range_request) == 0)
+        return 0;
     const struct codec_msg_desc *d = codec_request_desc(f->opcode);
     if (d == NULL) return CODEC_S_UNKNOWN_OPCODE;
     return codec_decode(d, f->body, body);
@@ -530,10 +539,12 @@ int codec_request_encode(struct buf *b, const struct codec_frame *head, const vo
 {
     ASSERT(b != NULL && head != NULL && body != NULL);
     ASSERT(head->request_id != 0);
+    int rc = codec_fast_request_encode(b, head, body, frame_size_max);
+    if (rc != CODEC_FAST_DECLINE) return rc;
     const struct codec_msg_desc *d = codec_request_desc(head->opcode);
     ASSERT(d != NULL);
     size_t start = codec_frame_begin(b, head->opcode, head->flags, head->request_id);
-    int rc = codec_encode(b, d, body);
+    rc = codec_encode(b, d, body);
     if (rc != 0) {
         b->len = KEEL_MIN(b->len, start);
         return rc;
@@ -541,9 +552,24 @@ int codec_request_encode(struct buf *b, const struct codec_frame *head, const vo
     return codec_frame_end(b, start, frame_size_max, CODEC_S_FRAME_TOO_LARGE);
 }
 
+/* An OK reply to PUT or RANGE in straight-line code (codec_fast.h); false: not decided. */
+static bool reply_decode_fast(const struct codec_frame *f, struct codec_reply *out)
+{
+    if (f->request_id == 0) return false;
+    if (f->opcode != CODEC_OP_PUT && f->opcode != CODEC_OP_RANGE) return false;
+    if (codec_fast_reply_header_decode(f->body, &out->header) != 0) return false;
+    if (out->header.status != CODEC_S_OK) return false;
+    struct span rest =
+        span_make(f->body.ptr + CODEC_REPLY_HEADER_SIZE, f->body.len - CODEC_REPLY_HEADER_SIZE);
+    if (f->opcode == CODEC_OP_PUT)
+        return codec_fast_put_reply_decode(rest, &out->body.put_reply) == 0;
+    return codec_fast_range_reply_decode(rest, &out->body.range_reply) == 0;
+}
+
 int codec_reply_decode(const struct codec_frame *f, struct codec_reply *out)
 {
     ASSERT(f != NULL && out != NULL);
+    if (reply_decode_fast(f, out)) return 0;
     struct buf_reader r;
     buf_reader_init(&r, f->body.ptr, f->body.len);
     int rc = msg_read(&r, &codec_msg_reply_header, &out->header, 0);
@@ -568,11 +594,13 @@ int codec_reply_encode(struct buf *b, const struct codec_frame *head,
     ASSERT(b != NULL && head != NULL && header != NULL && body != NULL);
     ASSERT((head->opcode == CODEC_OP_GOAWAY) == (head->request_id == 0));
     ASSERT(head->opcode != CODEC_OP_GOAWAY || header->status != CODEC_S_OK);
+    int rc = codec_fast_reply_encode(b, head, header, body, frame_size_max);
+    if (rc != CODEC_FAST_DECLINE) return rc;
     const struct codec_msg_desc *d = &codec_msg_error_body;
     if (header->status == CODEC_S_OK) d = codec_reply_desc(head->opcode);
     ASSERT(d != NULL); /* an OK reply to an opcode the codec does not know is a caller bug */
     size_t start = codec_frame_begin(b, head->opcode, head->flags, head->request_id);
-    int rc = codec_encode(b, &codec_msg_reply_header, header);
+    rc = codec_encode(b, &codec_msg_reply_header, header);
     if (rc == 0) rc = codec_encode(b, d, body);
     if (rc != 0) {
         b->len = KEEL_MIN(b->len, start);
