@@ -24,21 +24,74 @@
 #define RANGE_FIXED_SIZE   (3u + 8u * RANGE_I64_COUNT)
 #define PUT_REQ_FIXED_SIZE 9u /* flags, lease */
 
+/* ---- little-endian loads and stores: one move each on a little-endian host ---------------- */
+
+#define FAST_INLINE static inline __attribute__((always_inline))
+#define HOST_LE     (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+
+FAST_INLINE u16 ld16(const u8 *p)
+{
+    u16 v;
+    memcpy(&v, p, sizeof(v));
+    return HOST_LE ? v : load_u16_le(p);
+}
+
+FAST_INLINE u32 ld32(const u8 *p)
+{
+    u32 v;
+    memcpy(&v, p, sizeof(v));
+    return HOST_LE ? v : load_u32_le(p);
+}
+
+FAST_INLINE u64 ld64(const u8 *p)
+{
+    u64 v;
+    memcpy(&v, p, sizeof(v));
+    return HOST_LE ? v : load_u64_le(p);
+}
+
+FAST_INLINE u8 *put_u16(u8 *w, u16 v)
+{
+    if (HOST_LE)
+        memcpy(w, &v, sizeof(v));
+    else
+        store_u16_le(w, v);
+    return w + 2;
+}
+
+FAST_INLINE u8 *put_u32(u8 *w, u32 v)
+{
+    if (HOST_LE)
+        memcpy(w, &v, sizeof(v));
+    else
+        store_u32_le(w, v);
+    return w + 4;
+}
+
+FAST_INLINE u8 *put_u64(u8 *w, u64 v)
+{
+    if (HOST_LE)
+        memcpy(w, &v, sizeof(v));
+    else
+        store_u64_le(w, v);
+    return w + 8;
+}
+
 /* ---- rules ------------------------------------------------------------------------------ */
 
-static bool enum_ok(const struct codec_enum_desc *e, u8 v)
+FAST_INLINE bool enum_ok(const struct codec_enum_desc *e, u8 v)
 {
     return v < e->count && !e->reserved[v];
 }
 
-static bool key_len_ok(size_t len)
+FAST_INLINE bool key_len_ok(size_t len)
 {
     return len >= 1 && len <= CODEC_KEY_SIZE_MAX;
 }
 
-static i64 load_i64(const u8 *p)
+FAST_INLINE i64 load_i64(const u8 *p)
 {
-    u64 v = load_u64_le(p);
+    u64 v = ld64(p);
     i64 s;
     memcpy(&s, &v, sizeof(s));
     return s;
@@ -48,10 +101,10 @@ static i64 load_i64(const u8 *p)
 
 /* A u16-length byte string at *p with len within [len_min, CODEC_KEY_SIZE_MAX]; advances *p.
  * False when it breaks its rule or runs past end. */
-static bool get_bytes16(const u8 **p, const u8 *end, size_t len_min, struct span *out)
+FAST_INLINE bool get_bytes16(const u8 **p, const u8 *end, size_t len_min, struct span *out)
 {
     if (end - *p < 2) return false;
-    size_t len = load_u16_le(*p);
+    size_t len = ld16(*p);
     if (len < len_min || len > CODEC_KEY_SIZE_MAX) return false;
     if ((size_t)(end - *p - 2) < len) return false;
     *out = span_make(*p + 2, len);
@@ -60,10 +113,10 @@ static bool get_bytes16(const u8 **p, const u8 *end, size_t len_min, struct span
 }
 
 /* A u32-length value at *p (at most CODEC_VALUE_SIZE_MAX bytes); advances *p. */
-static bool get_value32(const u8 **p, const u8 *end, struct span *out)
+FAST_INLINE bool get_value32(const u8 **p, const u8 *end, struct span *out)
 {
     if (end - *p < 4) return false;
-    size_t len = load_u32_le(*p);
+    size_t len = ld32(*p);
     if (len > CODEC_VALUE_SIZE_MAX) return false;
     if ((size_t)(end - *p - 4) < len) return false;
     *out = span_make(*p + 4, len);
@@ -72,7 +125,7 @@ static bool get_value32(const u8 **p, const u8 *end, struct span *out)
 }
 
 /* One kv at *p; advances *p. kv may be NULL (validate only). */
-static bool get_kv(const u8 **p, const u8 *end, struct codec_kv *kv)
+FAST_INLINE bool get_kv(const u8 **p, const u8 *end, struct codec_kv *kv)
 {
     if (end - *p < (ptrdiff_t)KV_FIXED_SIZE) return false;
     const u8 *fixed = *p;
@@ -158,7 +211,7 @@ int codec_fast_range_reply_decode(struct span body, struct codec_range_reply *ou
     if (body.len < 8 + 1 + 4 || p[8] > 1) return CODEC_FAST_DECLINE;
     i64 count = load_i64(p);
     bool more = p[8] == 1;
-    u32 n = load_u32_le(p + 9);
+    u32 n = ld32(p + 9);
     p += 13;
     if (n > (size_t)(end - p)) return CODEC_FAST_DECLINE; /* every kv takes a byte at least */
     const u8 *start = p;
@@ -177,42 +230,24 @@ int codec_fast_reply_header_decode(struct span body, struct codec_reply_header *
     ASSERT(out != NULL);
     if (body.len < CODEC_REPLY_HEADER_SIZE) return CODEC_FAST_DECLINE;
     const u8 *p = body.ptr;
-    out->status = load_u16_le(p);
-    out->shard = load_u16_le(p + 2);
+    out->status = ld16(p);
+    out->shard = ld16(p + 2);
     out->revision = load_i64(p + 4);
-    out->raft_term = load_u64_le(p + 12);
-    out->member_id = load_u64_le(p + 20);
+    out->raft_term = ld64(p + 12);
+    out->member_id = ld64(p + 20);
     return 0;
 }
 
 /* ---- encode ----------------------------------------------------------------------------- */
 
-static u8 *put_u16(u8 *w, u16 v)
-{
-    store_u16_le(w, v);
-    return w + 2;
-}
-
-static u8 *put_u32(u8 *w, u32 v)
-{
-    store_u32_le(w, v);
-    return w + 4;
-}
-
-static u8 *put_u64(u8 *w, u64 v)
-{
-    store_u64_le(w, v);
-    return w + 8;
-}
-
-static u8 *put_i64(u8 *w, i64 v)
+FAST_INLINE u8 *put_i64(u8 *w, i64 v)
 {
     u64 u;
     memcpy(&u, &v, sizeof(u));
     return put_u64(w, u);
 }
 
-static u8 *put_raw(u8 *w, struct span s)
+FAST_INLINE u8 *put_raw(u8 *w, struct span s)
 {
     if (s.len > 0) memcpy(w, s.ptr, s.len);
     return w + s.len;
