@@ -149,6 +149,11 @@ int mvcc_delete_range(struct mvcc *m, struct span key, struct span range_end, u6
  * cannot grow. */
 int mvcc_range(struct mvcc *m, const struct mvcc_range_req *req, struct mvcc_range_result *out);
 
+/* For tests: mvcc_range without the single-key fast path (a single key goes
+ * through the general range walk). Same contract and results as mvcc_range. */
+int mvcc_range_general(struct mvcc *m, const struct mvcc_range_req *req,
+                       struct mvcc_range_result *out);
+
 /* Compaction: sets the compact revision at once (reads below it fail from now
  * on), then frees superseded versions in bounded steps. Starting a job while
  * one runs replaces it (the new job covers whatever the old one left). mvcc_compact_step

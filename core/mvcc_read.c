@@ -7,6 +7,8 @@
  * whole range even when a limit cuts the results short), then applies the
  * revision filters, the sort and the limit. Sorting by key, ascending or
  * descending, streams; other sort targets collect every match, then sort.
+ * A single key (the common get) skips all that: mvcc_get_one descends once
+ * and walks the one chain.
  */
 #include "core/mvcc_int.h"
 
@@ -176,14 +178,35 @@ static bool mvcc_count_fast(const struct mvcc *m, const struct mvcc_scan *s,
     return true;
 }
 
-int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range_result *out)
+/* A single key (empty range_end): one descent and the key's chain, no
+ * iterator, prefetch or sort. The result equals the general walk's for every
+ * request (test_mvcc point_get_equals_general): count 0 or 1, filters after
+ * the count, at most one kv so never `more`, keys_only blanks the value
+ * whatever the sort (one kv needs no sort). */
+static int mvcc_get_one(struct mvcc *m, const struct mvcc_range_req *q, i64 rev,
+                        struct mvcc_range_result *out)
 {
-    ASSERT(m != NULL && q != NULL && out != NULL);
-    memset(out, 0, sizeof(*out));
-    out->revision = m->revision;
-    struct mvcc_scan s = {.q = q};
-    int rc = mvcc_range_check(m, q, &s.rev);
-    if (rc != KEEL_OK) return rc;
+    ASSERT(q->range_end.len == 0);
+    arena_ref head = btree_get(&m->tree, q->key);
+    struct mvcc_rec r;
+    if (head != 0 && mvcc_visible(m, head, rev, &r)) {
+        DEBUG_ASSERT(btree_key_cmp(r.key, q->key) == 0);
+        out->count = 1;
+        if (!q->count_only && mvcc_filter_pass(q, &r)) {
+            int rc = mvcc_scratch_push(m, &out->kvs_len, &r, q->keys_only);
+            if (rc != KEEL_OK) return rc;
+        }
+    }
+    out->kvs = m->scratch;
+    ASSERT(out->kvs_len <= 1 && !out->more);
+    return KEEL_OK;
+}
+
+/* The general walk for any range; see the file comment. */
+static int mvcc_range_walk(struct mvcc *m, const struct mvcc_range_req *q, i64 rev,
+                           struct mvcc_range_result *out)
+{
+    struct mvcc_scan s = {.q = q, .rev = rev};
     /* As etcd: order NONE means key order for the KEY target, and ascending
      * by the target for any other target. */
     bool by_key = q->sort_target == MVCC_SORT_KEY;
@@ -191,7 +214,7 @@ int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range
     s.streaming = by_key;
     s.counted = mvcc_count_fast(m, &s, out);
     if (s.counted && q->count_only) return KEEL_OK;
-    rc = mvcc_scan(m, &s, out);
+    int rc = mvcc_scan(m, &s, out);
     if (rc != KEEL_OK) {
         out->kvs_len = 0;
         return rc;
@@ -209,4 +232,29 @@ int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range
     if (q->limit > 0 && out->kvs_len > (size_t)q->limit) out->kvs_len = (size_t)q->limit;
     ASSERT(out->kvs_len <= (size_t)s.matched);
     return KEEL_OK;
+}
+
+static int mvcc_range_run(struct mvcc *m, const struct mvcc_range_req *q,
+                          struct mvcc_range_result *out, bool point_fast)
+{
+    ASSERT(m != NULL && q != NULL && out != NULL);
+    memset(out, 0, sizeof(*out));
+    out->revision = m->revision;
+    i64 rev = 0;
+    int rc = mvcc_range_check(m, q, &rev);
+    if (rc != KEEL_OK) return rc;
+    ASSERT(rev >= m->compact_revision && rev >= 1);
+    if (point_fast && q->range_end.len == 0) return mvcc_get_one(m, q, rev, out);
+    return mvcc_range_walk(m, q, rev, out);
+}
+
+int mvcc_range(struct mvcc *m, const struct mvcc_range_req *q, struct mvcc_range_result *out)
+{
+    return mvcc_range_run(m, q, out, true);
+}
+
+int mvcc_range_general(struct mvcc *m, const struct mvcc_range_req *q,
+                       struct mvcc_range_result *out)
+{
+    return mvcc_range_run(m, q, out, false);
 }

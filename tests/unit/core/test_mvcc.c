@@ -1384,3 +1384,196 @@ Test(mvcc, enomem_leaves_the_store_as_it_was)
     }
     cr_assert(mvcc_check(m));
 }
+
+/* ---- the single-key fast path against the general walk -------------------- */
+
+#define PK     400 /* keys in the pool */
+#define PK_MAX 64  /* the store's key_size_max: longer probes are KEY_TOO_LARGE */
+
+static u8 pool[PK][PK_MAX + 2];
+static size_t pool_len[PK];
+
+/* Keys that tie often in the tree's 8-byte heads: a few byte values, shared
+ * prefixes, keys that are prefixes of others and keys with trailing zeros. */
+static void pool_fill(void)
+{
+    static const u8 alphabet[] = {0x00, 0x01, 'a', 'b', 0xff};
+    for (size_t i = 0; i < PK; i++) {
+        u64 r = rng_next();
+        if (i > 0 && r % 4 == 0) { /* a neighbour: another key, cut or extended */
+            size_t j = (size_t)(r >> 8) % i, len = pool_len[j];
+            memcpy(pool[i], pool[j], len);
+            if ((r >> 20) % 2 && len > 1)
+                len -= 1 + (size_t)(r >> 24) % (len - 1);
+            else if (len < PK_MAX)
+                pool[i][len++] = alphabet[(r >> 28) % sizeof(alphabet)];
+            pool_len[i] = len;
+            continue;
+        }
+        size_t len = 1 + (size_t)(r % 3 == 0 ? (r >> 8) % PK_MAX : (r >> 8) % 20);
+        for (size_t b = 0; b < len; b++) pool[i][b] = alphabet[rng_next() % sizeof(alphabet)];
+        pool_len[i] = len;
+    }
+}
+
+static struct span pool_key(void)
+{
+    size_t i = (size_t)(rng_next() % PK);
+    return span_make(pool[i], pool_len[i]);
+}
+
+/* A probe: mostly pool keys, some absent neighbours, empty and too long keys. */
+static struct span probe_key(u8 *buf)
+{
+    u64 r = rng_next() % 100;
+    if (r == 0) return span_make(buf, 0);
+    if (r == 1) {
+        memset(buf, 'a', PK_MAX + 1);
+        return span_make(buf, PK_MAX + 1);
+    }
+    struct span k = pool_key();
+    memcpy(buf, k.ptr, k.len);
+    if (r < 10) return span_make(buf, k.len - 1); /* maybe empty, maybe another key */
+    if (r < 20) {
+        buf[k.len] = (u8)(rng_next() % 3);
+        return span_make(buf, k.len + 1); /* maybe too long */
+    }
+    return span_make(buf, k.len);
+}
+
+static i64 probe_rev(void)
+{
+    i64 cur = mvcc_revision(m), comp = mvcc_compact_revision(m);
+    switch (rng_next() % 8) {
+    case 0:
+        return 0;
+    case 1:
+        return cur + 1 + (i64)(rng_next() % 3); /* future; inside a batch maybe not */
+    case 2:
+        return comp > 0 ? comp - (i64)(rng_next() % 2) : -1; /* compacted or negative */
+    case 3:
+        return cur;
+    default:
+        return comp + (i64)(rng_next() % (u64)(cur - comp + 1));
+    }
+}
+
+static i64 probe_filter(i64 rev)
+{
+    return rng_next() % 3 ? 0 : (i64)(rng_next() % (u64)(rev + 3));
+}
+
+static struct mvcc_range_req probe_req(u8 *buf)
+{
+    struct mvcc_range_req q = req_of(probe_key(buf), NONE, probe_rev());
+    i64 cur = mvcc_revision(m);
+    u64 r = rng_next();
+    q.limit = (i64)(r % 4) - (r % 23 == 0); /* -1 .. 3 */
+    q.keys_only = (r >> 4) % 2;
+    q.count_only = (r >> 5) % 4 == 0;
+    q.sort_order = (enum mvcc_sort_order)((r >> 8) % 4);    /* 3: invalid */
+    q.sort_target = (enum mvcc_sort_target)((r >> 12) % 6); /* 5: invalid */
+    q.min_mod_revision = probe_filter(cur);
+    q.max_mod_revision = probe_filter(cur);
+    q.min_create_revision = probe_filter(cur);
+    q.max_create_revision = probe_filter(cur);
+    return q;
+}
+
+/* Runs q on both paths and asserts equal results (the fast path's kvs are
+ * copied first: both paths fill the same scratch array). */
+static void assert_fast_equals_general(const struct mvcc_range_req *q, u64 seed, size_t op)
+{
+    struct mvcc_range_result f, g;
+    int rc_f = mvcc_range(m, q, &f);
+    struct mvcc_kv kv_f = {0};
+    if (f.kvs_len == 1) kv_f = f.kvs[0];
+    int rc_g = mvcc_range_general(m, q, &g);
+    cr_assert_eq(rc_f, rc_g, "seed %llu op %zu: rc %s vs %s", (unsigned long long)seed, op,
+                 keel_err_str(rc_f), keel_err_str(rc_g));
+    cr_assert_eq(f.count, g.count, "seed %llu op %zu: count", (unsigned long long)seed, op);
+    cr_assert_eq(f.more, g.more, "seed %llu op %zu: more", (unsigned long long)seed, op);
+    cr_assert_eq(f.revision, g.revision);
+    cr_assert_eq(f.kvs_len, g.kvs_len, "seed %llu op %zu: kvs", (unsigned long long)seed, op);
+    cr_assert_eq(f.kvs == NULL, g.kvs == NULL);
+    if (g.kvs_len == 0) return;
+    cr_assert_eq(g.kvs_len, 1);
+    const struct mvcc_kv *kv_g = &g.kvs[0];
+    cr_assert(kv_f.key.ptr == kv_g->key.ptr && kv_f.key.len == kv_g->key.len);
+    cr_assert(kv_f.value.ptr == kv_g->value.ptr && kv_f.value.len == kv_g->value.len,
+              "seed %llu op %zu: value", (unsigned long long)seed, op);
+    cr_assert(btree_key_cmp(kv_f.key, q->key) == 0);
+    cr_assert_eq(kv_f.create_revision, kv_g->create_revision);
+    cr_assert_eq(kv_f.mod_revision, kv_g->mod_revision);
+    cr_assert_eq(kv_f.version, kv_g->version);
+    cr_assert_eq(kv_f.lease, kv_g->lease);
+}
+
+static void fast_op_write(void)
+{
+    u64 r = rng_next();
+    char vb[MVAL_SZ];
+    bool had;
+    u64 n;
+    struct span k = pool_key();
+    int rc;
+    if (r % 5 == 0) {
+        struct span end = r % 20 == 0 ? pool_key() : NONE; /* few ranges: they clear a lot */
+        rc = mvcc_delete_range(m, k, end, &n, NULL, NULL);
+    } else {
+        i64 lease = (r >> 8) % 4 == 0 ? (i64)(r >> 32) : 0;
+        rc = mvcc_put(m, k, m_value((u32)(r >> 16), vb), lease, NULL, &had);
+    }
+    /* Inside a batch a key is written once and the batch is bounded (64). */
+    cr_assert(rc == KEEL_OK || rc == KEEL_EDUPLICATE_KEY || rc == KEEL_ETOO_MANY_OPS, "write: %s",
+              keel_err_str(rc));
+}
+
+static void fast_op_compact(void)
+{
+    i64 cur = mvcc_revision(m), comp = mvcc_compact_revision(m);
+    if (comp >= cur) return;
+    i64 c = comp + 1 + (i64)(rng_next() % (u64)(cur - comp));
+    if (rng_next() % 2) {
+        cr_assert_eq(mvcc_compact(m, c), KEEL_OK);
+        return;
+    }
+    cr_assert_eq(mvcc_compact_start(m, c), KEEL_OK);
+    for (int i = 0; i < 5 && !mvcc_compact_step(m, 7); i++) continue; /* left running */
+}
+
+Test(mvcc, point_get_equals_general)
+{
+    rng_seed("mvcc::point_get_equals_general");
+    u64 seed = rng_state;
+    const char *env = getenv("KEEL_OPS");
+    size_t ops = env ? strtoull(env, NULL, 0) : 6000;
+    mvcc_destroy(m);
+    m = store_new(PK_MAX, 0, 64);
+    pool_fill();
+    u8 buf[PK_MAX + 2];
+    u64 keys_tree_max = 0;
+    for (size_t i = 0; i < ops; i++) {
+        u64 r = rng_next() % 100;
+        if (i % 64 == 0) keys_tree_max = KEEL_MAX(keys_tree_max, stats().keys_tree);
+        if (r < 40) {
+            fast_op_write();
+        } else if (r < 44 && !mvcc_batch_open(m)) {
+            cr_assert_eq(mvcc_batch_begin(m), KEEL_OK);
+        } else if (r < 47 && mvcc_batch_open(m)) {
+            i64 rev;
+            if (r % 2)
+                mvcc_batch_abort(m);
+            else
+                cr_assert_eq(mvcc_batch_commit(m, &rev), KEEL_OK);
+        } else if (r < 49 && !mvcc_batch_open(m)) {
+            fast_op_compact();
+        } else {
+            struct mvcc_range_req q = probe_req(buf);
+            assert_fast_equals_general(&q, seed, i);
+        }
+    }
+    if (mvcc_batch_open(m)) mvcc_batch_abort(m);
+    cr_assert(mvcc_check(m));
+    cr_assert_gt(keys_tree_max, 2 * BTREE_LEAF_CAP, "the workload built a tree of several levels");
+}
