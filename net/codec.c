@@ -380,7 +380,9 @@ bool codec_iter_next(struct codec_iter *it, void *elem)
         ASSERT(buf_reader_left(&it->r) == 0); /* a validated list has no bytes past its count */
         return false;
     }
-    int rc = read_element(&it->r, it->field, elem, 0);
+    int rc = CODEC_FAST_DECLINE;
+    if (it->field->msg == &codec_msg_kv && !it->field->sized) rc = codec_fast_kv_read(&it->r, elem);
+    if (rc == CODEC_FAST_DECLINE) rc = read_element(&it->r, it->field, elem, 0);
     ASSERT(rc == 0); /* the list was validated when decoded or built */
     it->left--;
     return true;
@@ -406,7 +408,9 @@ int codec_list_add(struct codec_list_builder *lb, const void *elem)
     if ((u64)lb->list->count + 1 > lb->field->max) return lb->field->max_status;
     size_t at = lb->b->len;
     if (lb->field->sized) buf_put_u16(lb->b, 0);
-    int rc = codec_encode(lb->b, lb->field->msg, elem);
+    int rc = CODEC_FAST_DECLINE; /* a kv (RANGE reply) in straight-line code, else the tables */
+    if (lb->field->msg == &codec_msg_kv && !lb->field->sized) rc = codec_fast_kv_write(lb->b, elem);
+    if (rc == CODEC_FAST_DECLINE) rc = codec_encode(lb->b, lb->field->msg, elem);
     if (rc == 0 && !buf_ok(lb->b)) rc = CODEC_NO_ROOM;
     if (rc == 0 && lb->field->sized && lb->b->len - at - 2 > UINT16_MAX) rc = CODEC_S_MALFORMED;
     if (rc != 0) {

@@ -225,6 +225,16 @@ int codec_fast_range_reply_decode(struct span body, struct codec_range_reply *ou
     return 0;
 }
 
+int codec_fast_kv_read(struct buf_reader *r, struct codec_kv *kv)
+{
+    ASSERT(r != NULL && kv != NULL && r->pos <= r->len);
+    if (r->error) return CODEC_FAST_DECLINE;
+    const u8 *p = r->ptr + r->pos;
+    if (!get_kv(&p, r->ptr + r->len, kv)) return CODEC_FAST_DECLINE;
+    r->pos = (size_t)(p - r->ptr);
+    return 0;
+}
+
 int codec_fast_reply_header_decode(struct span body, struct codec_reply_header *out)
 {
     ASSERT(out != NULL);
@@ -338,6 +348,28 @@ static size_t kv_size(const struct codec_kv *kv)
     return KV_FIXED_SIZE + 2 + kv->key.len + 4 + kv->value.len;
 }
 
+static u8 *kv_write(u8 *w, const struct codec_kv *kv)
+{
+    w = put_i64(w, kv->create_revision);
+    w = put_i64(w, kv->mod_revision);
+    w = put_i64(w, kv->version);
+    w = put_i64(w, kv->lease);
+    w = put_raw(put_u16(w, (u16)kv->key.len), kv->key);
+    return put_raw(put_u32(w, (u32)kv->value.len), kv->value);
+}
+
+int codec_fast_kv_write(struct buf *b, const struct codec_kv *kv)
+{
+    ASSERT(b != NULL && kv != NULL);
+    size_t size = kv_size(kv);
+    if (size == 0) return CODEC_FAST_DECLINE;
+    u8 *w = buf_reserve(b, size);
+    if (w == NULL) return CODEC_NO_ROOM;
+    u8 *end = kv_write(w, kv);
+    ASSERT((size_t)(end - w) == size);
+    return 0;
+}
+
 static size_t reply_body_size(u16 opcode, const void *body)
 {
     if (opcode == CODEC_OP_RANGE) {
@@ -363,14 +395,7 @@ static u8 *reply_body_write(u8 *w, u16 opcode, const void *body)
     }
     const struct codec_put_reply *m = body;
     *w++ = m->has_prev_kv ? 1 : 0;
-    if (!m->has_prev_kv) return w;
-    const struct codec_kv *kv = &m->prev_kv;
-    w = put_i64(w, kv->create_revision);
-    w = put_i64(w, kv->mod_revision);
-    w = put_i64(w, kv->version);
-    w = put_i64(w, kv->lease);
-    w = put_raw(put_u16(w, (u16)kv->key.len), kv->key);
-    return put_raw(put_u32(w, (u32)kv->value.len), kv->value);
+    return m->has_prev_kv ? kv_write(w, &m->prev_kv) : w;
 }
 
 int codec_fast_reply_encode(struct buf *b, const struct codec_frame *head,

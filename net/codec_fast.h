@@ -32,6 +32,13 @@ int codec_fast_range_reply_decode(struct span body, struct codec_range_reply *ou
 /* The reply_header at the front of a reply body (it has no rules but its length). */
 int codec_fast_reply_header_decode(struct span body, struct codec_reply_header *out);
 
+/* One kv element of an unsized list (a RANGE reply's kvs, a DELETE_RANGE reply's prev_kvs):
+ * codec_fast_kv_read reads it at r as codec_iter_next would (0, or DECLINE with r
+ * untouched); codec_fast_kv_write appends it as codec_encode(b, &codec_msg_kv, kv) would
+ * (0 or CODEC_NO_ROOM, or DECLINE with b untouched when it breaks a rule). */
+int codec_fast_kv_read(struct buf_reader *r, struct codec_kv *kv);
+int codec_fast_kv_write(struct buf *b, const struct codec_kv *kv);
+
 /* Whole frames, as codec_request_encode and codec_reply_encode (status OK) for PUT and
  * RANGE: 0 or CODEC_NO_ROOM as they return it, or CODEC_FAST_DECLINE with b untouched
  * (a field breaks a rule, or the frame passes frame_size_max). */
