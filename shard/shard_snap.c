@@ -23,7 +23,11 @@
 #define SNAP_KEYS_PER_CHUNK    4096u
 #define SNAP_CHUNK_BYTES       (1u << 20)
 
-enum snap_phase { SNAP_WRITING = 0, SNAP_SYNCING = 1, SNAP_WAIT_WAL = 2 };
+enum snap_phase { SNAP_WRITING = 0, SNAP_SYNCING = 1, SNAP_WAIT_WAL = 2, SNAP_PACING = 3 };
+
+/* The file is fdatasync'd every this many bytes while it is written: one writeback of a whole
+ * snapshot at the end stalls the WAL's own fdatasyncs (the same device and journal). */
+#define SNAP_SYNC_EVERY_BYTES (4u << 20)
 
 struct shard_snap {
     struct snapshot_writer w;
@@ -37,6 +41,7 @@ struct shard_snap {
     size_t chunk_len;
     size_t chunk_done; /* bytes of the chunk written */
     u64 file_off;
+    u64 synced_off;
     bool io_busy;
     int io_res;
     struct loop_completion io_c;
@@ -131,6 +136,13 @@ static int snap_start(struct shard *s)
 static void snap_write_step(struct shard *s)
 {
     struct shard_snap *sn = s->snap;
+    if (sn->chunk_done == sn->chunk_len && sn->file_off - sn->synced_off >= SNAP_SYNC_EVERY_BYTES) {
+        if (loop_fsync(s->loop, &sn->io_c, sn->fd, LOOP_FSYNC_DATASYNC) != 0) return;
+        sn->io_busy = true;
+        sn->phase = SNAP_PACING;
+        sn->synced_off = sn->file_off;
+        return;
+    }
     if (sn->chunk_done == sn->chunk_len) {
         sn->chunk_len = sn->chunk_done = 0;
         int rc = snapshot_writer_next(&sn->w, sn->chunk, sn->chunk_cap, &sn->chunk_len);
@@ -201,6 +213,10 @@ void shard_snap_step(struct shard *s)
     struct shard_snap *sn = s->snap;
     if (sn->io_busy) return;
     if (sn->io_res < 0) return snap_abort(s, strerror(-sn->io_res));
+    if (sn->phase == SNAP_PACING) {
+        sn->phase = SNAP_WRITING;
+        sn->io_res = 0;
+    }
     if (sn->phase == SNAP_WRITING) {
         sn->chunk_done += (size_t)sn->io_res;
         sn->file_off += (u64)sn->io_res;
