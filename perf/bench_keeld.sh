@@ -30,17 +30,7 @@ while (($#)); do
 done
 BIN=$BUILD/bin
 [[ -x $BIN/keeld && -x $BIN/keelbench ]] || make release >/dev/null
-PORT=$(python3 -c '
-import random, socket
-for _ in range(200):
-    base = random.randint(20000, 60000); socks = []
-    try:
-        for p in (base, base + 1, base + 2):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError: pass
-    finally:
-        for s in socks: s.close()')
+PORT=$(python3 "$(dirname "${BASH_SOURCE[0]}")/../tools/free_port.py" 2)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/bench_keeld.XXXXXX")
 PID=""
 trap '[[ -n $PID ]] && kill -TERM $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$DIR"' EXIT

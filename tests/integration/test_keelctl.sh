@@ -26,24 +26,7 @@ command -v python3 >/dev/null || { echo "test_keelctl: python3 is needed" >&2; e
 
 # A base port whose two shard ports (base + 1, base + 2) are free as well.
 free_port() {
-    python3 - <<'EOF'
-import random, socket
-for _ in range(200):
-    base = random.randint(20000, 60000)
-    socks = []
-    try:
-        for p in (base, base + 1, base + 2):
-            s = socket.socket()
-            s.bind(("127.0.0.1", p))
-            socks.append(s)
-        print(base)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-EOF
+    python3 "$(dirname "${BASH_SOURCE[0]}")/../../tools/free_port.py" 2
 }
 
 DATA_DIR=$(mktemp -d /tmp/test_keelctl.XXXXXX)

@@ -12,17 +12,7 @@ for p in keeld keelctl keelbench; do
     [[ -x $BIN/$p ]] || { echo "keeld_tsan: $BIN/$p is missing" >&2; exit 1; }
 done
 
-PORT=$(python3 -c '
-import random, socket
-for _ in range(200):
-    base = random.randint(20000, 60000); socks = []
-    try:
-        for p in (base, base + 1, base + 2):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError: pass
-    finally:
-        for s in socks: s.close()')
+PORT=$(python3 "$(dirname "${BASH_SOURCE[0]}")/../../tools/free_port.py" 2)
 DIR=$(mktemp -d /tmp/keeld_tsan.XXXXXX)
 LOG=$DIR/keeld.log
 PID=""
