@@ -27,19 +27,11 @@
 /* xcore message types (struct xcore_msg.type). */
 enum shard_xmsg {
     XMSG_FWD = 1,    /* request: a whole request frame (borrowed); reply: a whole reply frame */
-    XMSG_STATUS = 2, /* request: empty; reply: struct xstatus inline */
+    XMSG_STATUS = 2, /* request: empty; reply: struct codec_shard_status inline */
 };
 
-/* One shard's counters as STATUS reports them; fits inline in an xcore slot. */
-struct xstatus {
-    i64 revision;
-    i64 compact_revision;
-    u64 keys;
-    u64 memory_bytes;
-    u64 wal_bytes;
-    u32 connections;
-    u16 shard_id;
-};
+/* XMSG_STATUS replies carry the shard's codec_shard_status inline in the slot. */
+static_assert(sizeof(struct codec_shard_status) <= XCORE_INLINE_SIZE_MAX, "inline in a slot");
 
 /* A request this shard forwarded (cookie of the xcore message). */
 struct fwd {
@@ -61,7 +53,7 @@ struct gather {
     u16 shard[NODE_SHARDS_MAX];
     u8 *part[NODE_SHARDS_MAX]; /* reply frame bytes (RANGE) */
     size_t part_len[NODE_SHARDS_MAX];
-    struct xstatus status[NODE_SHARDS_MAX];
+    struct codec_shard_status status[NODE_SHARDS_MAX];
     u64 need_index; /* own WAL index the own part waits for */
 };
 
@@ -86,6 +78,13 @@ struct remote_reply {
     u8 *bytes;
     u32 len;
     u64 need_index;
+};
+
+/* One op of a group commit: which one, for its completion. */
+struct shard_flush_op {
+    struct loop_completion c; /* first: the completion's address is the op's */
+    struct shard *s;
+    u32 index; /* < WAL_FLUSH_OPS_MAX: write i; else fdatasync i - WAL_FLUSH_OPS_MAX */
 };
 
 struct shard {
@@ -125,7 +124,7 @@ struct shard {
     u64 flush_records_total;
     u64 flush_durable_before;
     u64 flush_started_ns;
-    struct loop_completion flush_c[4]; /* writes 0..1, fdatasyncs 2..3 */
+    struct shard_flush_op flush_ops[2 * WAL_FLUSH_OPS_MAX]; /* writes, then fdatasyncs */
     struct wal_flush_io flush_io;
     /* the spare WAL segment, zero-filled in the background (shard_io.c) */
     int spare_fd;
@@ -192,7 +191,7 @@ void shard_on_closed(void *ctx, struct conn *c);
 int shard_xcore_handler(void *ctx, const struct xcore_msg *msg);
 void shard_release_remote(struct shard *s);
 void shard_free_lent(struct shard *s);
-void shard_own_status(struct shard *s, struct xstatus *out);
+void shard_own_status(struct shard *s, struct codec_shard_status *out);
 
 /* shard_io.c */
 int shard_wal_recover(struct shard *s);

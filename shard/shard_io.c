@@ -237,10 +237,6 @@ u64 shard_wal_bytes(const struct shard *s)
 /* ---- group commit through the loop ------------------------------------------------------------
  */
 
-#define SHARD_OF_FLUSH(ptr, i)                                                \
-    ((struct shard *)(void *)((char *)(ptr)-offsetof(struct shard, flush_c) - \
-                              (size_t)(i) * sizeof(struct loop_completion)))
-
 bool shard_wal_room(const struct shard *s, size_t payload_len)
 {
     return wal_can_append(&s->wal, payload_len);
@@ -295,28 +291,11 @@ static void shard_flush_op_done(struct shard *s, u32 op, int res)
     if (--s->flush_ops_left == 0) shard_flush_finish(s);
 }
 
-static void shard_flush0_done(struct loop_completion *c, int res, u32 flags)
+static void shard_flush_done(struct loop_completion *c, int res, u32 flags)
 {
     (void)flags;
-    shard_flush_op_done(SHARD_OF_FLUSH(c, 0), 0, res);
-}
-
-static void shard_flush1_done(struct loop_completion *c, int res, u32 flags)
-{
-    (void)flags;
-    shard_flush_op_done(SHARD_OF_FLUSH(c, 1), 1, res);
-}
-
-static void shard_flush2_done(struct loop_completion *c, int res, u32 flags)
-{
-    (void)flags;
-    shard_flush_op_done(SHARD_OF_FLUSH(c, 2), 2, res);
-}
-
-static void shard_flush3_done(struct loop_completion *c, int res, u32 flags)
-{
-    (void)flags;
-    shard_flush_op_done(SHARD_OF_FLUSH(c, 3), 3, res);
+    struct shard_flush_op *op = (struct shard_flush_op *)(void *)c; /* c is its first member */
+    shard_flush_op_done(op->s, op->index, res);
 }
 
 /* Starts the group commit of every write appended since the last one: per segment touched,
@@ -331,15 +310,14 @@ void shard_wal_kick(struct shard *s)
     int rc = wal_flush_begin(w, io);
     if (rc != 0) shard_wal_fatal(s, "flush", rc);
     if (io->write_count == 0) return;
-    void (*done[4])(struct loop_completion *, int, u32) = {shard_flush0_done, shard_flush1_done,
-                                                           shard_flush2_done, shard_flush3_done};
-    for (u32 i = 0; i < 4; i++) s->flush_c[i].done = done[i];
+    for (u32 i = 0; i < 2 * WAL_FLUSH_OPS_MAX; i++)
+        s->flush_ops[i] = (struct shard_flush_op){.c.done = shard_flush_done, .s = s, .index = i};
     for (u32 i = 0; i < io->write_count; i++) {
         const struct wal_flush_write *wr = &io->writes[i];
-        rc = loop_write(s->loop, &s->flush_c[i], wr->fd, wr->buf, wr->len, wr->offset_bytes);
+        rc = loop_write(s->loop, &s->flush_ops[i].c, wr->fd, wr->buf, wr->len, wr->offset_bytes);
         ASSERT(rc == 0); /* reserved */
         loop_link_next(s->loop);
-        rc = loop_fsync(s->loop, &s->flush_c[WAL_FLUSH_OPS_MAX + i], io->syncs[i].fd,
+        rc = loop_fsync(s->loop, &s->flush_ops[WAL_FLUSH_OPS_MAX + i].c, io->syncs[i].fd,
                         LOOP_FSYNC_DATASYNC);
         ASSERT(rc == 0);
     }

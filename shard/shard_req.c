@@ -145,40 +145,29 @@ static int shard_map_reply(struct shard *s, struct conn *c, const struct codec_f
     return CONN_FRAME_DONE;
 }
 
-void shard_own_status(struct shard *s, struct xstatus *out)
+void shard_own_status(struct shard *s, struct codec_shard_status *out)
 {
     struct mvcc_stats st;
     mvcc_stats(s->m, &st);
-    *out = (struct xstatus){.revision = st.revision,
-                            .compact_revision = st.compact_revision,
-                            .keys = st.keys_live,
-                            .memory_bytes = st.memory.reserved_bytes,
-                            .wal_bytes = shard_wal_bytes(s),
-                            .connections = s->host.open_count,
-                            .shard_id = (u16)s->id};
+    *out = (struct codec_shard_status){.shard_id = (u16)s->id,
+                                       .revision = st.revision,
+                                       .compact_revision = st.compact_revision,
+                                       .keys = st.keys_live,
+                                       .memory_bytes = st.memory.reserved_bytes,
+                                       .wal_bytes = shard_wal_bytes(s),
+                                       .connections = s->host.open_count,
+                                       .raft_leader_id = s->node->config.member_id};
 }
 
 static int shard_status_encode(struct shard *s, struct conn *c, u64 request_id,
-                               const struct xstatus *st, u32 count, u64 need_index)
+                               const struct codec_shard_status *st, u32 count, u64 need_index)
 {
     struct buf *scratch = &s->x.scratch[2];
     struct codec_status_reply o;
     struct codec_list_builder lb;
     buf_reset(scratch);
     codec_list_begin(&lb, codec_field_find(&codec_msg_status_reply, "shards"), &o.shards, scratch);
-    for (u32 i = 0; i < count; i++) {
-        struct codec_shard_status e = {.shard_id = st[i].shard_id,
-                                       .revision = st[i].revision,
-                                       .compact_revision = st[i].compact_revision,
-                                       .keys = st[i].keys,
-                                       .memory_bytes = st[i].memory_bytes,
-                                       .wal_bytes = st[i].wal_bytes,
-                                       .connections = st[i].connections,
-                                       .raft_leader_id = s->node->config.member_id,
-                                       .raft_commit_index = 0,
-                                       .raft_applied_index = 0};
-        codec_list_add(&lb, &e);
-    }
+    for (u32 i = 0; i < count; i++) codec_list_add(&lb, &st[i]);
     codec_list_end(&lb);
     struct codec_frame head = {.opcode = CODEC_OP_STATUS, .request_id = request_id};
     struct codec_reply_header h = {.shard = c->port_shard,
@@ -413,15 +402,17 @@ static int shard_gather_range(struct shard *s, struct conn *c, const struct code
     for (u32 i = 0; i < rs->count; i++)
         if (rs->shard[i] != s->id && !shard_can_send(s, rs->shard[i], 1)) return CONN_FRAME_AGAIN;
     struct gather *g = calloc(1, sizeof(*g));
-    if (!g || !(g->frame = malloc(raw.len))) {
+    u8 *frame = malloc(raw.len);
+    if (!g || !frame) {
         free(g);
+        free(frame);
         return shard_error(s, c, f, CODEC_S_NOMEM, 0, "out of memory for a merged range");
     }
-    memcpy(g->frame, raw.ptr, raw.len);
+    memcpy(frame, raw.ptr, raw.len);
     *g = (struct gather){.c = c,
                          .opcode = f->opcode,
                          .request_id = f->request_id,
-                         .frame = g->frame,
+                         .frame = frame,
                          .frame_len = raw.len,
                          .parts_total = rs->count,
                          .parts_left = rs->count};
@@ -521,7 +512,7 @@ int shard_on_frame(void *ctx, struct conn *c, const struct codec_frame *f, struc
     if (f->opcode == CODEC_OP_SHARD_MAP) return shard_map_reply(s, c, f);
     if (f->opcode == CODEC_OP_STATUS) {
         if (c->port_shard != CODEC_SHARD_NONE || s->node->config.shard_count == 1) {
-            struct xstatus st;
+            struct codec_shard_status st;
             shard_own_status(s, &st);
             return shard_status_encode(s, c, f->request_id, &st, 1, 0);
         }
@@ -546,9 +537,9 @@ static int shard_handle_request(struct shard *s, const struct xcore_msg *msg)
         struct xcore_msg r = {.target = msg->source,
                               .dir = XCORE_REPLY,
                               .type = XMSG_STATUS,
-                              .len = sizeof(struct xstatus),
+                              .len = sizeof(struct codec_shard_status),
                               .cookie = msg->cookie};
-        struct xstatus st;
+        struct codec_shard_status st;
         shard_own_status(s, &st);
         memcpy(r.bytes, &st, sizeof(st));
         return xcore_send(s->node->xcore, s->id, &r, NULL) == XCORE_OK ? XCORE_OK : XCORE_AGAIN;
@@ -590,7 +581,7 @@ static void shard_handle_reply(struct shard *s, const struct xcore_msg *msg)
     struct gather *g = w->gather;
     if (g) {
         if (msg->type == XMSG_STATUS)
-            memcpy(&g->status[w->part], msg->bytes, sizeof(struct xstatus));
+            memcpy(&g->status[w->part], msg->bytes, sizeof(struct codec_shard_status));
         else
             gather_put_part(g, w->part, xcore_msg_payload(msg));
         free(w);

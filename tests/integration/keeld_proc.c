@@ -56,8 +56,7 @@ static uint16_t port_probe(uint16_t port)
     return got;
 }
 
-/* A port P with P .. P + shards all free right now; 0 if none was found. */
-static uint16_t port_range_pick(uint32_t shards)
+uint16_t keeld_port_range_pick(uint32_t shards)
 {
     for (int t = 0; t < PORT_TRIES_MAX; t++) {
         uint16_t p = port_probe(0);
@@ -170,7 +169,7 @@ int keeld_start(struct keeld_proc *p)
         }
     }
     for (int t = 0; t < START_TRIES_MAX; t++) {
-        p->port = port_range_pick(p->shards);
+        p->port = keeld_port_range_pick(p->shards);
         if (p->port == 0) continue;
         snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%u", (unsigned)p->port);
         p->pid = spawn(p);

@@ -46,6 +46,9 @@ void keeld_cleanup(struct keeld_proc *p);
 bool keeld_alive(struct keeld_proc *p);
 /* Resident set of a pid in KiB (VmRSS of /proc/pid/status), or -1. */
 long keeld_rss_kib(pid_t pid);
+/* A port P with P .. P + shards all free on 127.0.0.1 right now; 0 if none was found. */
+uint16_t keeld_port_range_pick(uint32_t shards);
+
 /* A TCP connection to 127.0.0.1:port (blocking), or -1. */
 int keeld_tcp_connect(uint16_t port);
 /* Milliseconds of a monotonic clock. */

@@ -111,36 +111,13 @@ static void crash_kill9(struct keeld_proc *p)
     p->pid = 0;
 }
 
-/* Binds 127.0.0.1:port (0: any) and returns the port bound, or 0 when it is taken. */
-static uint16_t crash_port_probe(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    uint16_t got = 0;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        got = ntohs(a.sin_port);
-    close(fd);
-    return got;
-}
-
 /* A fresh free port range for p (a killed keeld's ports linger in TIME_WAIT). */
 static void crash_pick_ports(struct keeld_proc *p)
 {
-    for (int t = 0; t < 64; t++) { /* bounded: a free range is found at once in practice */
-        uint16_t port = crash_port_probe(0);
-        bool ok = port != 0 && (uint32_t)port + p->shards <= 65535;
-        for (uint32_t i = 1; i <= p->shards && ok; i++)
-            ok = crash_port_probe((uint16_t)(port + i)) != 0;
-        if (!ok) continue;
-        p->port = port;
-        snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%u", (unsigned)port);
-        return;
-    }
-    cr_assert_fail("no free port range of %u ports", p->shards + 1);
+    uint16_t port = keeld_port_range_pick(p->shards);
+    cr_assert(port != 0, "no free port range of %u ports", p->shards + 1);
+    p->port = port;
+    snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%u", (unsigned)port);
 }
 
 /* keeld without --quiet, stderr (and stdout) to log_path, on a fresh port range. */

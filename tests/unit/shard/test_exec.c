@@ -18,33 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/unit/test_rng.h"
+
 #define SHARD     3u
 #define MEMBER    0xABCDu
 #define KEY_MAX   16u
 #define VALUE_MAX 64u
-
-static u64 rng_state;
-
-static u64 rng_next(void)
-{
-    u64 z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static u64 rng_below(u64 n)
-{
-    return rng_next() % n;
-}
-
-static void rng_seed(const char *test)
-{
-    const char *env = getenv("KEEL_SEED");
-    u64 seed = env ? strtoull(env, NULL, 0) : (u64)time(NULL) ^ ((u64)getpid() << 32);
-    fprintf(stderr, "%s: KEEL_SEED=%llu\n", test, (unsigned long long)seed);
-    rng_state = seed;
-}
 
 static struct span S(const char *s) {
     return span_make(s, strlen(s));
