@@ -353,6 +353,10 @@ size_t raft_msg_encoded_size(const struct raft_msg *m);
 size_t raft_msg_encode(const struct raft_msg *m, u8 *buf, size_t cap); /* 0 when cap is short */
 int raft_msg_decode(const u8 *buf, size_t len, struct raft_msg *m, struct raft_entry *entries,
                     u32 entries_cap);
+/* The entry count an encoded message declares, to size raft_msg_decode's entries array (0 for
+ * bytes too short or of another version; a count the bytes cannot hold reads as 0 too). Decode
+ * returns RAFT_ECORRUPT for bytes that do not decode, RAFT_ENOMEM when entries_cap is short. */
+u32 raft_msg_entry_count(const u8 *buf, size_t len);
 size_t raft_conf_change_encode(const struct raft_conf_change *cc, u8 *buf, size_t cap);
 int raft_conf_change_decode(const u8 *buf, size_t len, struct raft_conf_change *cc);
 /* Membership helpers. */
