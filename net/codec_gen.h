@@ -38,10 +38,17 @@
 #define CODEC_CONNECTIONS_MAX 16384u /* Client connections one node holds open. */
 #define CODEC_SHARDS_MAX 256u /* Shards in a cluster; entries in a Status or ShardMap reply. */
 #define CODEC_MESSAGE_SIZE_MAX 1024u /* Bytes of the human-readable message of an error reply. */
+/* Members in a cluster; entries in a member list, and peers in a shard's progress list. */
+#define CODEC_MEMBERS_MAX 64u
+#define CODEC_MEMBER_NAME_SIZE_MAX 64u /* Bytes of a member's name. */
+#define CODEC_MEMBER_URLS_MAX 8u /* Peer URLs, or client URLs, of one member. */
+#define CODEC_URL_SIZE_MAX 256u /* Bytes of one peer or client URL. */
 #define CODEC_FRAME_HEADER_SIZE 16u /* length + opcode + flags + request_id. */
 #define CODEC_REPLY_HEADER_SIZE 28u /* The reply_header every reply body starts with. */
 /* Shard id meaning no single shard (router port, cross-shard or connection-level replies). */
 #define CODEC_SHARD_NONE 65535u
+/* Member id meaning no member or unknown (a leader id of 0: no known leader). */
+#define CODEC_MEMBER_NONE 0u
 
 /* ---- opcodes --------------------------------------------------------------------- */
 enum codec_opcode {
@@ -55,6 +62,15 @@ enum codec_opcode {
     CODEC_OP_COMPACT = 0x0014, /* Drop history older than a revision. */
     CODEC_OP_STATUS = 0x0020, /* Per-shard counters. */
     CODEC_OP_SHARD_MAP = 0x0021, /* Shard ranges, ports and leaders. */
+    CODEC_OP_MEMBER_LIST = 0x0300, /* The members of the cluster and the leader of every shard. */
+    CODEC_OP_MEMBER_ADD = 0x0301, /* Adds a member (voter or learner) to every shard's group. */
+    CODEC_OP_MEMBER_REMOVE = 0x0302, /* Removes a member from every shard's group. */
+    CODEC_OP_MEMBER_PROMOTE = 0x0303, /* Makes a learner a voter in every shard's group. */
+    /* Hands the leadership of a shard (or of every shard this member leads) to another member. */
+    CODEC_OP_MOVE_LEADER = 0x0304,
+    /* This member's Raft state per shard: leader, term, indexes, and (as leader) each peer's */
+    /* progress. */
+    CODEC_OP_ENDPOINT_STATUS = 0x0305,
 };
 #define CODEC_OP_RESERVED_CONN_FIRST 0x0002u /* Connection management (ping, auth). */
 #define CODEC_OP_RESERVED_CONN_LAST 0x000Fu
@@ -69,8 +85,7 @@ enum codec_opcode {
 /* Lease: grant, revoke, keep-alive, time-to-live, leases. */
 #define CODEC_OP_RESERVED_LEASE_FIRST 0x0200u
 #define CODEC_OP_RESERVED_LEASE_LAST 0x02FFu
-/* Members and cluster: list, add, remove, promote, move leader. */
-#define CODEC_OP_RESERVED_MEMBER_FIRST 0x0300u
+#define CODEC_OP_RESERVED_MEMBER_FIRST 0x0306u /* Further member and cluster operations. */
 #define CODEC_OP_RESERVED_MEMBER_LAST 0x03FFu
 /* Never assigned by this spec: for experiments between consenting ends. */
 #define CODEC_OP_RESERVED_PRIVATE_FIRST 0xF000u
@@ -109,6 +124,14 @@ enum codec_status {
     CODEC_S_UNAVAILABLE = 131,
     CODEC_S_SHUTTING_DOWN = 132,
     CODEC_S_INTERNAL = 133,
+    CODEC_S_MEMBER_NOT_FOUND = 134,
+    CODEC_S_MEMBER_EXISTS = 135,
+    CODEC_S_CONF_CHANGE_PENDING = 136,
+    CODEC_S_TOO_MANY_MEMBERS = 137,
+    CODEC_S_MEMBER_IS_LEARNER = 138,
+    CODEC_S_MEMBER_NOT_LEARNER = 139,
+    CODEC_S_LEARNER_NOT_READY = 140,
+    CODEC_S_LEADER_TRANSFER_FAILED = 141,
 };
 static_assert((int)CODEC_S_OK == (int)KEEL_OK, "mirrors keel_err");
 static_assert((int)CODEC_S_NOMEM == (int)KEEL_ENOMEM, "mirrors keel_err");
@@ -129,7 +152,8 @@ static_assert(KEEL_ERR_COUNT_ <= 64, "store errors must stay below 64");
 #define CODEC_FEATURE_WATCH (UINT64_C(1) << 0)
 /* Reserved: the Lease opcodes. A version 1 server never grants it. */
 #define CODEC_FEATURE_LEASE (UINT64_C(1) << 1)
-/* Reserved: the member and cluster opcodes. A version 1 server never grants it. */
+/* The member and cluster opcodes (MEMBER_LIST ... ENDPOINT_STATUS). Granted only by a replicated */
+/* server that implements them all; a single-node server never grants it. */
 #define CODEC_FEATURE_MEMBER (UINT64_C(1) << 2)
 /* Reserved for Watch: more reply frames follow on this request id. Never set in version 1. */
 #define CODEC_FRAME_STREAM (1u << 0)
@@ -172,6 +196,20 @@ enum codec_op_kind {
     CODEC_OP_KIND_TXN = 3, /* Reserved for nested transactions: UNSUPPORTED. */
     CODEC_OP_KIND_COUNT_ = 4,
 };
+enum codec_raft_role {
+    CODEC_RAFT_ROLE_FOLLOWER = 0, /* Follows a leader (or waits for one). */
+    CODEC_RAFT_ROLE_CANDIDATE = 1, /* Campaigning (pre-vote or vote). */
+    CODEC_RAFT_ROLE_LEADER = 2, /* Leads the group. */
+    CODEC_RAFT_ROLE_LEARNER = 3, /* Receives the log, does not vote. */
+    CODEC_RAFT_ROLE_COUNT_ = 4,
+};
+enum codec_progress_state {
+    /* Finding the peer's last matching index: one AppendEntries at a time. */
+    CODEC_PROGRESS_STATE_PROBE = 0,
+    CODEC_PROGRESS_STATE_REPLICATE = 1, /* Streaming pipelined AppendEntries. */
+    CODEC_PROGRESS_STATE_SNAPSHOT = 2, /* Sending a snapshot; log entries wait. */
+    CODEC_PROGRESS_STATE_COUNT_ = 3,
+};
 #define CODEC_PUT_REQUEST_PREV_KV (1u << 0)
 #define CODEC_PUT_REQUEST_IGNORE_VALUE (1u << 1)
 #define CODEC_PUT_REQUEST_IGNORE_LEASE (1u << 2)
@@ -180,6 +218,8 @@ enum codec_op_kind {
 #define CODEC_RANGE_REQUEST_SERIALIZABLE (1u << 2)
 #define CODEC_DELETE_RANGE_REQUEST_PREV_KV (1u << 0)
 #define CODEC_COMPACT_REQUEST_PHYSICAL (1u << 0)
+#define CODEC_MEMBER_LIST_REQUEST_LINEARIZABLE (1u << 0)
+#define CODEC_MEMBER_ADD_REQUEST_AS_LEARNER (1u << 0)
 
 /* ---- descriptor types: the field tables below are data the codec walks ------------- */
 enum codec_type {
@@ -430,6 +470,109 @@ struct codec_shard_map_reply {
     u64 version;
     struct codec_list shards;
 };
+/* One URL: scheme://host:port (scheme http; host a numeric IPv4 address or a name). */
+struct codec_url {
+    struct span url;
+};
+/* One member of the cluster. */
+struct codec_member {
+    u64 id;
+    bool is_learner;
+    struct span name;
+    struct codec_list peer_urls;
+    struct codec_list client_urls;
+};
+/* One shard's leader as the replying member knows it. */
+struct codec_shard_leader {
+    u16 shard_id;
+    u64 leader_id;
+    u64 raft_term;
+};
+/* MEMBER_LIST request body: flags. */
+struct codec_member_list_request {
+    u8 flags;
+};
+/* MEMBER_LIST reply body. */
+struct codec_member_list_reply {
+    u64 cluster_id;
+    struct codec_list members;
+    struct codec_list shards;
+};
+/* MEMBER_ADD request body. */
+struct codec_member_add_request {
+    u8 flags;
+    struct span name;
+    struct codec_list peer_urls;
+    struct codec_list client_urls;
+};
+/* MEMBER_ADD reply body. */
+struct codec_member_add_reply {
+    u64 member_id;
+    struct codec_list members;
+};
+/* MEMBER_REMOVE request body. */
+struct codec_member_remove_request {
+    u64 member_id;
+};
+/* MEMBER_REMOVE reply body. */
+struct codec_member_remove_reply {
+    struct codec_list members;
+};
+/* MEMBER_PROMOTE request body. */
+struct codec_member_promote_request {
+    u64 member_id;
+};
+/* MEMBER_PROMOTE reply body. */
+struct codec_member_promote_reply {
+    struct codec_list members;
+};
+/* MOVE_LEADER request body. */
+struct codec_move_leader_request {
+    u16 shard;
+    u64 target_id;
+};
+/* One shard's leadership after a MOVE_LEADER. */
+struct codec_shard_move {
+    u16 shard_id;
+    u16 status;
+    u64 leader_id;
+    u64 raft_term;
+};
+/* MOVE_LEADER reply body. */
+struct codec_move_leader_reply {
+    struct codec_list shards;
+};
+/* ENDPOINT_STATUS request body: empty. */
+struct codec_endpoint_status_request {
+    u8 empty_; /* C has no empty structs; never on the wire */
+};
+/* The leader's view of one peer of a shard's group. */
+struct codec_peer_progress {
+    u64 member_id;
+    bool is_learner;
+    u8 state;
+    u64 match_index;
+    u64 next_index;
+    bool recent_active;
+};
+/* One shard's Raft state on the replying member. */
+struct codec_shard_raft_status {
+    u16 shard_id;
+    u8 role;
+    u64 leader_id;
+    u64 raft_term;
+    u64 raft_commit_index;
+    u64 raft_applied_index;
+    u64 raft_last_index;
+    i64 revision;
+    struct codec_list progress;
+};
+/* ENDPOINT_STATUS reply body. */
+struct codec_endpoint_status_reply {
+    struct span name;
+    bool is_learner;
+    struct codec_list shards;
+};
 
 /* Any message: scratch room for decoding one element of any list. */
 union codec_msg_any {
@@ -457,6 +600,24 @@ union codec_msg_any {
     struct codec_shard_map_request shard_map_request;
     struct codec_shard_range shard_range;
     struct codec_shard_map_reply shard_map_reply;
+    struct codec_url url;
+    struct codec_member member;
+    struct codec_shard_leader shard_leader;
+    struct codec_member_list_request member_list_request;
+    struct codec_member_list_reply member_list_reply;
+    struct codec_member_add_request member_add_request;
+    struct codec_member_add_reply member_add_reply;
+    struct codec_member_remove_request member_remove_request;
+    struct codec_member_remove_reply member_remove_reply;
+    struct codec_member_promote_request member_promote_request;
+    struct codec_member_promote_reply member_promote_reply;
+    struct codec_move_leader_request move_leader_request;
+    struct codec_shard_move shard_move;
+    struct codec_move_leader_reply move_leader_reply;
+    struct codec_endpoint_status_request endpoint_status_request;
+    struct codec_peer_progress peer_progress;
+    struct codec_shard_raft_status shard_raft_status;
+    struct codec_endpoint_status_reply endpoint_status_reply;
 };
 
 extern const struct codec_msg_desc codec_msg_reply_header;
@@ -483,14 +644,34 @@ extern const struct codec_msg_desc codec_msg_status_reply;
 extern const struct codec_msg_desc codec_msg_shard_map_request;
 extern const struct codec_msg_desc codec_msg_shard_range;
 extern const struct codec_msg_desc codec_msg_shard_map_reply;
+extern const struct codec_msg_desc codec_msg_url;
+extern const struct codec_msg_desc codec_msg_member;
+extern const struct codec_msg_desc codec_msg_shard_leader;
+extern const struct codec_msg_desc codec_msg_member_list_request;
+extern const struct codec_msg_desc codec_msg_member_list_reply;
+extern const struct codec_msg_desc codec_msg_member_add_request;
+extern const struct codec_msg_desc codec_msg_member_add_reply;
+extern const struct codec_msg_desc codec_msg_member_remove_request;
+extern const struct codec_msg_desc codec_msg_member_remove_reply;
+extern const struct codec_msg_desc codec_msg_member_promote_request;
+extern const struct codec_msg_desc codec_msg_member_promote_reply;
+extern const struct codec_msg_desc codec_msg_move_leader_request;
+extern const struct codec_msg_desc codec_msg_shard_move;
+extern const struct codec_msg_desc codec_msg_move_leader_reply;
+extern const struct codec_msg_desc codec_msg_endpoint_status_request;
+extern const struct codec_msg_desc codec_msg_peer_progress;
+extern const struct codec_msg_desc codec_msg_shard_raft_status;
+extern const struct codec_msg_desc codec_msg_endpoint_status_reply;
 extern const struct codec_enum_desc codec_enum_sort_order;
 extern const struct codec_enum_desc codec_enum_sort_target;
 extern const struct codec_enum_desc codec_enum_compare_target;
 extern const struct codec_enum_desc codec_enum_compare_result;
 extern const struct codec_enum_desc codec_enum_op_kind;
-extern const struct codec_opcode_desc codec_opcodes[9];
-extern const struct codec_status_desc codec_statuses[31];
-extern const struct codec_limit_desc codec_limits[10];
+extern const struct codec_enum_desc codec_enum_raft_role;
+extern const struct codec_enum_desc codec_enum_progress_state;
+extern const struct codec_opcode_desc codec_opcodes[15];
+extern const struct codec_status_desc codec_statuses[39];
+extern const struct codec_limit_desc codec_limits[14];
 
 #ifdef CODEC_GEN_TABLES /* defined by net/codec.c alone: one copy of the data */
 static const char *const codec_enum_sort_order_names[] = {"NONE", "ASCEND", "DESCEND"};
@@ -516,6 +697,15 @@ static const char *const codec_enum_op_kind_names[] = {"RANGE", "PUT", "DELETE_R
 static const u8 codec_enum_op_kind_reserved[] = {0, 0, 0, 1};
 const struct codec_enum_desc codec_enum_op_kind = {
     "op_kind", 4, codec_enum_op_kind_names, codec_enum_op_kind_reserved};
+static const char *const codec_enum_raft_role_names[] = {"FOLLOWER", "CANDIDATE", "LEADER",
+    "LEARNER"};
+static const u8 codec_enum_raft_role_reserved[] = {0, 0, 0, 0};
+const struct codec_enum_desc codec_enum_raft_role = {
+    "raft_role", 4, codec_enum_raft_role_names, codec_enum_raft_role_reserved};
+static const char *const codec_enum_progress_state_names[] = {"PROBE", "REPLICATE", "SNAPSHOT"};
+static const u8 codec_enum_progress_state_reserved[] = {0, 0, 0};
+const struct codec_enum_desc codec_enum_progress_state = {
+    "progress_state", 3, codec_enum_progress_state_names, codec_enum_progress_state_reserved};
 static const char *const codec_flags_put_request_flags_names[] = {"prev_kv", "ignore_value",
     "ignore_lease"};
 static const struct codec_enum_desc codec_flags_put_request_flags = {
@@ -530,6 +720,12 @@ static const struct codec_enum_desc codec_flags_delete_range_request_flags = {
 static const char *const codec_flags_compact_request_flags_names[] = {"physical"};
 static const struct codec_enum_desc codec_flags_compact_request_flags = {
     "flags", 1, codec_flags_compact_request_flags_names, NULL};
+static const char *const codec_flags_member_list_request_flags_names[] = {"linearizable"};
+static const struct codec_enum_desc codec_flags_member_list_request_flags = {
+    "flags", 1, codec_flags_member_list_request_flags_names, NULL};
+static const char *const codec_flags_member_add_request_flags_names[] = {"as_learner"};
+static const struct codec_enum_desc codec_flags_member_add_request_flags = {
+    "flags", 1, codec_flags_member_add_request_flags_names, NULL};
 static const struct codec_field_desc codec_fields_reply_header[] = {
     {"status", CODEC_T_STATUS16, 0, CODEC_COND_NONE, 0, 0,
      offsetof(struct codec_reply_header, status), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
@@ -901,7 +1097,223 @@ static const struct codec_field_desc codec_fields_shard_map_reply[] = {
 };
 const struct codec_msg_desc codec_msg_shard_map_reply = {"shard_map_reply",
     sizeof(struct codec_shard_map_reply), 2, codec_fields_shard_map_reply};
-const struct codec_opcode_desc codec_opcodes[9] = {
+static const struct codec_field_desc codec_fields_url[] = {
+    {"url", CODEC_T_BYTES16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_url, url), CODEC_S_INVALID, CODEC_S_INVALID,
+     UINT64_C(1), CODEC_URL_SIZE_MAX, NULL, NULL},
+};
+const struct codec_msg_desc codec_msg_url = {"url", sizeof(struct codec_url), 1, codec_fields_url};
+static const struct codec_field_desc codec_fields_member[] = {
+    {"id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member, id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"is_learner", CODEC_T_BOOL, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member, is_learner), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, 1, NULL, NULL},
+    {"name", CODEC_T_BYTES16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member, name), CODEC_S_MALFORMED, CODEC_S_INVALID,
+     0, CODEC_MEMBER_NAME_SIZE_MAX, NULL, NULL},
+    {"peer_urls", CODEC_T_LIST16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member, peer_urls), CODEC_S_MALFORMED, CODEC_S_INVALID,
+     0, CODEC_MEMBER_URLS_MAX, &codec_msg_url, NULL},
+    {"client_urls", CODEC_T_LIST16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member, client_urls), CODEC_S_MALFORMED, CODEC_S_INVALID,
+     0, CODEC_MEMBER_URLS_MAX, &codec_msg_url, NULL},
+};
+const struct codec_msg_desc codec_msg_member = {"member", sizeof(struct codec_member), 5,
+    codec_fields_member};
+static const struct codec_field_desc codec_fields_shard_leader[] = {
+    {"shard_id", CODEC_T_U16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_leader, shard_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT16_MAX, NULL, NULL},
+    {"leader_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_leader, leader_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"raft_term", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_leader, raft_term), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+};
+const struct codec_msg_desc codec_msg_shard_leader = {"shard_leader",
+    sizeof(struct codec_shard_leader), 3, codec_fields_shard_leader};
+static const struct codec_field_desc codec_fields_member_list_request[] = {
+    {"flags", CODEC_T_FLAGS, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_list_request, flags), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT8_MAX, NULL, &codec_flags_member_list_request_flags},
+};
+const struct codec_msg_desc codec_msg_member_list_request = {"member_list_request",
+    sizeof(struct codec_member_list_request), 1, codec_fields_member_list_request};
+static const struct codec_field_desc codec_fields_member_list_reply[] = {
+    {"cluster_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_list_reply, cluster_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"members", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_list_reply, members), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_MEMBERS_MAX, &codec_msg_member, NULL},
+    {"shards", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_list_reply, shards), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_SHARDS_MAX, &codec_msg_shard_leader, NULL},
+};
+const struct codec_msg_desc codec_msg_member_list_reply = {"member_list_reply",
+    sizeof(struct codec_member_list_reply), 3, codec_fields_member_list_reply};
+static const struct codec_field_desc codec_fields_member_add_request[] = {
+    {"flags", CODEC_T_FLAGS, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_add_request, flags), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT8_MAX, NULL, &codec_flags_member_add_request_flags},
+    {"name", CODEC_T_BYTES16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_add_request, name), CODEC_S_MALFORMED, CODEC_S_INVALID,
+     0, CODEC_MEMBER_NAME_SIZE_MAX, NULL, NULL},
+    {"peer_urls", CODEC_T_LIST16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_add_request, peer_urls), CODEC_S_INVALID, CODEC_S_INVALID,
+     UINT64_C(1), CODEC_MEMBER_URLS_MAX, &codec_msg_url, NULL},
+    {"client_urls", CODEC_T_LIST16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_add_request, client_urls), CODEC_S_MALFORMED, CODEC_S_INVALID,
+     0, CODEC_MEMBER_URLS_MAX, &codec_msg_url, NULL},
+};
+const struct codec_msg_desc codec_msg_member_add_request = {"member_add_request",
+    sizeof(struct codec_member_add_request), 4, codec_fields_member_add_request};
+static const struct codec_field_desc codec_fields_member_add_reply[] = {
+    {"member_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_add_reply, member_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"members", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_add_reply, members), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_MEMBERS_MAX, &codec_msg_member, NULL},
+};
+const struct codec_msg_desc codec_msg_member_add_reply = {"member_add_reply",
+    sizeof(struct codec_member_add_reply), 2, codec_fields_member_add_reply};
+static const struct codec_field_desc codec_fields_member_remove_request[] = {
+    {"member_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_remove_request, member_id), CODEC_S_INVALID, CODEC_S_MALFORMED,
+     UINT64_C(1), UINT64_MAX, NULL, NULL},
+};
+const struct codec_msg_desc codec_msg_member_remove_request = {"member_remove_request",
+    sizeof(struct codec_member_remove_request), 1, codec_fields_member_remove_request};
+static const struct codec_field_desc codec_fields_member_remove_reply[] = {
+    {"members", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_remove_reply, members), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_MEMBERS_MAX, &codec_msg_member, NULL},
+};
+const struct codec_msg_desc codec_msg_member_remove_reply = {"member_remove_reply",
+    sizeof(struct codec_member_remove_reply), 1, codec_fields_member_remove_reply};
+static const struct codec_field_desc codec_fields_member_promote_request[] = {
+    {"member_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_promote_request, member_id), CODEC_S_INVALID, CODEC_S_MALFORMED,
+     UINT64_C(1), UINT64_MAX, NULL, NULL},
+};
+const struct codec_msg_desc codec_msg_member_promote_request = {"member_promote_request",
+    sizeof(struct codec_member_promote_request), 1, codec_fields_member_promote_request};
+static const struct codec_field_desc codec_fields_member_promote_reply[] = {
+    {"members", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_member_promote_reply, members), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_MEMBERS_MAX, &codec_msg_member, NULL},
+};
+const struct codec_msg_desc codec_msg_member_promote_reply = {"member_promote_reply",
+    sizeof(struct codec_member_promote_reply), 1, codec_fields_member_promote_reply};
+static const struct codec_field_desc codec_fields_move_leader_request[] = {
+    {"shard", CODEC_T_U16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_move_leader_request, shard), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT16_MAX, NULL, NULL},
+    {"target_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_move_leader_request, target_id), CODEC_S_INVALID, CODEC_S_MALFORMED,
+     UINT64_C(1), UINT64_MAX, NULL, NULL},
+};
+const struct codec_msg_desc codec_msg_move_leader_request = {"move_leader_request",
+    sizeof(struct codec_move_leader_request), 2, codec_fields_move_leader_request};
+static const struct codec_field_desc codec_fields_shard_move[] = {
+    {"shard_id", CODEC_T_U16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_move, shard_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT16_MAX, NULL, NULL},
+    {"status", CODEC_T_STATUS16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_move, status), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT16_MAX, NULL, NULL},
+    {"leader_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_move, leader_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"raft_term", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_move, raft_term), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+};
+const struct codec_msg_desc codec_msg_shard_move = {"shard_move", sizeof(struct codec_shard_move),
+    4, codec_fields_shard_move};
+static const struct codec_field_desc codec_fields_move_leader_reply[] = {
+    {"shards", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_move_leader_reply, shards), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_SHARDS_MAX, &codec_msg_shard_move, NULL},
+};
+const struct codec_msg_desc codec_msg_move_leader_reply = {"move_leader_reply",
+    sizeof(struct codec_move_leader_reply), 1, codec_fields_move_leader_reply};
+const struct codec_msg_desc codec_msg_endpoint_status_request = {"endpoint_status_request",
+    sizeof(struct codec_endpoint_status_request), 0, NULL};
+static const struct codec_field_desc codec_fields_peer_progress[] = {
+    {"member_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_peer_progress, member_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"is_learner", CODEC_T_BOOL, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_peer_progress, is_learner), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, 1, NULL, NULL},
+    {"state", CODEC_T_ENUM, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_peer_progress, state), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT8_MAX, NULL, &codec_enum_progress_state},
+    {"match_index", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_peer_progress, match_index), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"next_index", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_peer_progress, next_index), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"recent_active", CODEC_T_BOOL, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_peer_progress, recent_active), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, 1, NULL, NULL},
+};
+const struct codec_msg_desc codec_msg_peer_progress = {"peer_progress",
+    sizeof(struct codec_peer_progress), 6, codec_fields_peer_progress};
+static const struct codec_field_desc codec_fields_shard_raft_status[] = {
+    {"shard_id", CODEC_T_U16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, shard_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT16_MAX, NULL, NULL},
+    {"role", CODEC_T_ENUM, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, role), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT8_MAX, NULL, &codec_enum_raft_role},
+    {"leader_id", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, leader_id), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"raft_term", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, raft_term), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"raft_commit_index", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, raft_commit_index), CODEC_S_MALFORMED,
+         CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"raft_applied_index", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, raft_applied_index), CODEC_S_MALFORMED,
+         CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"raft_last_index", CODEC_T_U64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, raft_last_index), CODEC_S_MALFORMED,
+         CODEC_S_MALFORMED,
+     0, UINT64_MAX, NULL, NULL},
+    {"revision", CODEC_T_I64, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, revision), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     INT64_MIN, INT64_MAX, NULL, NULL},
+    {"progress", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_shard_raft_status, progress), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_MEMBERS_MAX, &codec_msg_peer_progress, NULL},
+};
+const struct codec_msg_desc codec_msg_shard_raft_status = {"shard_raft_status",
+    sizeof(struct codec_shard_raft_status), 9, codec_fields_shard_raft_status};
+static const struct codec_field_desc codec_fields_endpoint_status_reply[] = {
+    {"name", CODEC_T_BYTES16, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_endpoint_status_reply, name), CODEC_S_MALFORMED, CODEC_S_INVALID,
+     0, CODEC_MEMBER_NAME_SIZE_MAX, NULL, NULL},
+    {"is_learner", CODEC_T_BOOL, 0, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_endpoint_status_reply, is_learner), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, 1, NULL, NULL},
+    {"shards", CODEC_T_LIST16, 1, CODEC_COND_NONE, 0, 0,
+     offsetof(struct codec_endpoint_status_reply, shards), CODEC_S_MALFORMED, CODEC_S_MALFORMED,
+     0, CODEC_SHARDS_MAX, &codec_msg_shard_raft_status, NULL},
+};
+const struct codec_msg_desc codec_msg_endpoint_status_reply = {"endpoint_status_reply",
+    sizeof(struct codec_endpoint_status_reply), 3, codec_fields_endpoint_status_reply};
+const struct codec_opcode_desc codec_opcodes[15] = {
     {CODEC_OP_GOAWAY, "GOAWAY", NULL, &codec_msg_error_body},
     {CODEC_OP_HELLO, "HELLO", &codec_msg_hello_request, &codec_msg_hello_reply},
     {CODEC_OP_PUT, "PUT", &codec_msg_put_request, &codec_msg_put_reply},
@@ -912,8 +1324,19 @@ const struct codec_opcode_desc codec_opcodes[9] = {
     {CODEC_OP_COMPACT, "COMPACT", &codec_msg_compact_request, &codec_msg_compact_reply},
     {CODEC_OP_STATUS, "STATUS", &codec_msg_status_request, &codec_msg_status_reply},
     {CODEC_OP_SHARD_MAP, "SHARD_MAP", &codec_msg_shard_map_request, &codec_msg_shard_map_reply},
+    {CODEC_OP_MEMBER_LIST, "MEMBER_LIST", &codec_msg_member_list_request,
+        &codec_msg_member_list_reply},
+    {CODEC_OP_MEMBER_ADD, "MEMBER_ADD", &codec_msg_member_add_request, &codec_msg_member_add_reply},
+    {CODEC_OP_MEMBER_REMOVE, "MEMBER_REMOVE", &codec_msg_member_remove_request,
+        &codec_msg_member_remove_reply},
+    {CODEC_OP_MEMBER_PROMOTE, "MEMBER_PROMOTE", &codec_msg_member_promote_request,
+        &codec_msg_member_promote_reply},
+    {CODEC_OP_MOVE_LEADER, "MOVE_LEADER", &codec_msg_move_leader_request,
+        &codec_msg_move_leader_reply},
+    {CODEC_OP_ENDPOINT_STATUS, "ENDPOINT_STATUS", &codec_msg_endpoint_status_request,
+        &codec_msg_endpoint_status_reply},
 };
-const struct codec_status_desc codec_statuses[31] = {
+const struct codec_status_desc codec_statuses[39] = {
     {CODEC_S_OK, false, "OK", "ok"},
     {CODEC_S_NOMEM, false, "NOMEM", "out of memory"},
     {CODEC_S_KEY_EMPTY, false, "KEY_EMPTY", "key is empty"},
@@ -945,8 +1368,16 @@ const struct codec_status_desc codec_statuses[31] = {
     {CODEC_S_UNAVAILABLE, false, "UNAVAILABLE", "shard unavailable"},
     {CODEC_S_SHUTTING_DOWN, true, "SHUTTING_DOWN", "server shutting down"},
     {CODEC_S_INTERNAL, false, "INTERNAL", "internal error"},
+    {CODEC_S_MEMBER_NOT_FOUND, false, "MEMBER_NOT_FOUND", "no such member"},
+    {CODEC_S_MEMBER_EXISTS, false, "MEMBER_EXISTS", "member already exists"},
+    {CODEC_S_CONF_CHANGE_PENDING, false, "CONF_CHANGE_PENDING", "membership change in progress"},
+    {CODEC_S_TOO_MANY_MEMBERS, false, "TOO_MANY_MEMBERS", "too many members"},
+    {CODEC_S_MEMBER_IS_LEARNER, false, "MEMBER_IS_LEARNER", "member is a learner"},
+    {CODEC_S_MEMBER_NOT_LEARNER, false, "MEMBER_NOT_LEARNER", "member is not a learner"},
+    {CODEC_S_LEARNER_NOT_READY, false, "LEARNER_NOT_READY", "learner not caught up"},
+    {CODEC_S_LEADER_TRANSFER_FAILED, false, "LEADER_TRANSFER_FAILED", "leader transfer failed"},
 };
-const struct codec_limit_desc codec_limits[10] = {
+const struct codec_limit_desc codec_limits[14] = {
     {"frame_size_max", CODEC_FRAME_SIZE_MAX, CODEC_S_FRAME_TOO_LARGE},
     {"reply_frame_size_max", CODEC_REPLY_FRAME_SIZE_MAX, CODEC_S_REPLY_TOO_LARGE},
     {"key_size_max", CODEC_KEY_SIZE_MAX, CODEC_S_KEY_TOO_LARGE},
@@ -957,6 +1388,10 @@ const struct codec_limit_desc codec_limits[10] = {
     {"connections_max", CODEC_CONNECTIONS_MAX, CODEC_S_TOO_MANY_CONNECTIONS},
     {"shards_max", CODEC_SHARDS_MAX, CODEC_S_MALFORMED},
     {"message_size_max", CODEC_MESSAGE_SIZE_MAX, CODEC_S_MALFORMED},
+    {"members_max", CODEC_MEMBERS_MAX, CODEC_S_MALFORMED},
+    {"member_name_size_max", CODEC_MEMBER_NAME_SIZE_MAX, CODEC_S_INVALID},
+    {"member_urls_max", CODEC_MEMBER_URLS_MAX, CODEC_S_INVALID},
+    {"url_size_max", CODEC_URL_SIZE_MAX, CODEC_S_INVALID},
 };
 #endif /* CODEC_GEN_TABLES */
 

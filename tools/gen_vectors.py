@@ -566,6 +566,135 @@ def define_shard_map():
         dict(shard_id=0, end_key=b"m")]), "MALFORMED", header=hdr, cut=28 + 8 + 4)
 
 
+M2, M3 = M1 + 1, M1 + 2
+MEMBER_1 = dict(id=M1, name=b"n1", peer_urls=[dict(url=b"http://127.0.0.1:2430")],
+                client_urls=[dict(url=b"http://127.0.0.1:2379")])
+MEMBER_2 = dict(id=M2, name=b"n2", peer_urls=[dict(url=b"http://127.0.0.1:2530")],
+                client_urls=[dict(url=b"http://127.0.0.1:2479")])
+MEMBER_NEW = dict(id=M3, is_learner=1, name=b"", peer_urls=[dict(url=b"http://127.0.0.1:2630")])
+ADD = dict(as_learner=1, name=b"n3", peer_urls=[dict(url=b"http://127.0.0.1:2630")],
+           client_urls=[dict(url=b"http://127.0.0.1:2579")])
+
+
+def define_member():
+    f = "member"
+    hdr = dict(shard=0xFFFF, revision=0, raft_term=3)
+    request(f, "member.list.request", "MEMBER_LIST", {})
+    request(f, "member.list.request.linearizable", "MEMBER_LIST", dict(linearizable=1))
+    bad_request(f, "member.list.request.reserved_flag", "MEMBER_LIST", dict(_flags=0x80),
+                "MALFORMED")
+    reply(f, "member.list.reply", "MEMBER_LIST", dict(
+        cluster_id=0x636C757374657231, members=[MEMBER_1, dict(MEMBER_2, _extra=b"\x07")],
+        shards=[dict(shard_id=0, leader_id=M1, raft_term=3),
+                dict(shard_id=1, leader_id=M2, raft_term=5)]), header=hdr,
+        note="member entries are sized: the second one carries a byte of a future field")
+    bad_reply(f, "member.list.reply.too_many_members", "MEMBER_LIST", dict(
+        members=Raw(struct.pack("<H", 65), "members count = 65")), "MALFORMED", header=hdr)
+    request(f, "member.add.request", "MEMBER_ADD", ADD)
+    request(f, "member.add.request.voter_no_client_url", "MEMBER_ADD",
+            dict(name=b"n4", peer_urls=[dict(url=b"http://10.0.0.4:2380"),
+                                        dict(url=b"http://10.0.1.4:2380")]))
+    bad_request(f, "member.add.request.no_peer_url", "MEMBER_ADD", dict(name=b"n3"), "INVALID",
+                note="at least one peer URL")
+    bad_request(f, "member.add.request.url_empty", "MEMBER_ADD",
+                dict(name=b"n3", peer_urls=[dict(url=b"")]), "INVALID")
+    bad_request(f, "member.add.request.url_too_large", "MEMBER_ADD", dict(
+        name=b"n3", peer_urls=[dict(url=Raw(struct.pack("<H", 257), "url length 257"))]),
+        "INVALID")
+    bad_request(f, "member.add.request.name_too_large", "MEMBER_ADD",
+                dict(name=Raw(struct.pack("<H", 65), "name length 65")), "INVALID")
+    bad_request(f, "member.add.request.too_many_urls", "MEMBER_ADD", dict(
+        name=b"n3", peer_urls=Raw(struct.pack("<H", 9), "peer_urls count = 9")), "INVALID")
+    bad_request(f, "member.add.request.reserved_flag", "MEMBER_ADD", dict(ADD, _flags=0x02),
+                "MALFORMED")
+    truncated(f, "member.add.request.truncated", "request", "MEMBER_ADD", ADD, 8)
+    reply(f, "member.add.reply", "MEMBER_ADD",
+          dict(member_id=M3, members=[MEMBER_1, MEMBER_2, MEMBER_NEW]), header=hdr)
+    bad_reply(f, "member.add.reply.truncated", "MEMBER_ADD",
+              dict(member_id=M3, members=[MEMBER_NEW]), "MALFORMED", header=hdr, cut=28 + 8 + 2 + 5)
+    bad_reply(f, "member.add.reply.bad_learner_bool", "MEMBER_ADD",
+              dict(member_id=M3, members=[dict(MEMBER_NEW, is_learner=Raw(b"\x02"))]),
+              "MALFORMED", header=hdr)
+    request(f, "member.remove.request", "MEMBER_REMOVE", dict(member_id=M2))
+    bad_request(f, "member.remove.request.id_zero", "MEMBER_REMOVE", dict(member_id=0), "INVALID")
+    truncated(f, "member.remove.request.truncated", "request", "MEMBER_REMOVE",
+              dict(member_id=M2), 7)
+    reply(f, "member.remove.reply", "MEMBER_REMOVE", dict(members=[MEMBER_1]), header=hdr)
+    bad_reply(f, "member.remove.reply.entry_past_end", "MEMBER_REMOVE",
+              dict(members=Raw(struct.pack("<HH", 1, 300) + b"\x00" * 9, "size 300, 9 bytes")),
+              "MALFORMED", header=hdr)
+    request(f, "member.promote.request", "MEMBER_PROMOTE", dict(member_id=M3))
+    bad_request(f, "member.promote.request.id_zero", "MEMBER_PROMOTE", dict(member_id=0),
+                "INVALID")
+    reply(f, "member.promote.reply", "MEMBER_PROMOTE",
+          dict(members=[MEMBER_1, MEMBER_2, dict(MEMBER_NEW, is_learner=0)]), header=hdr)
+    bad_reply(f, "member.promote.reply.url_empty", "MEMBER_PROMOTE",
+              dict(members=[dict(MEMBER_1, client_urls=[dict(url=b"")])]), "INVALID", header=hdr,
+              note="a reply that breaks a rule does not decode: the client closes the connection")
+    reply(f, "member.error.not_leader", "MEMBER_ADD",
+          dict(detail=M2, message=b"shard 0 is led by another member"),
+          header=dict(status=STATUS["NOT_LEADER"], shard=0xFFFF, revision=0, raft_term=3),
+          note="membership changes go to shard 0's leader: detail names it")
+    reply(f, "member.error.not_found", "MEMBER_REMOVE", dict(detail=99),
+          header=dict(status=STATUS["MEMBER_NOT_FOUND"], shard=0xFFFF, revision=0))
+    reply(f, "member.error.pending", "MEMBER_PROMOTE", dict(),
+          header=dict(status=STATUS["CONF_CHANGE_PENDING"], shard=0xFFFF, revision=0))
+
+
+def define_move_leader():
+    f = "move_leader"
+    request(f, "move_leader.request", "MOVE_LEADER", dict(shard=1, target_id=M2))
+    request(f, "move_leader.request.every_shard", "MOVE_LEADER", dict(shard=0xFFFF, target_id=M2),
+            note="shard 65535: every shard the receiving member leads")
+    bad_request(f, "move_leader.request.target_zero", "MOVE_LEADER", dict(shard=1, target_id=0),
+                "INVALID")
+    truncated(f, "move_leader.request.truncated", "request", "MOVE_LEADER",
+              dict(shard=1, target_id=M2), 9)
+    reply(f, "move_leader.reply", "MOVE_LEADER",
+          dict(shards=[dict(shard_id=1, status=0, leader_id=M2, raft_term=6)]),
+          header=dict(shard=1, revision=17, raft_term=6))
+    reply(f, "move_leader.reply.every_shard", "MOVE_LEADER", dict(shards=[
+        dict(shard_id=0, status=0, leader_id=M2, raft_term=4),
+        dict(shard_id=2, status=STATUS["LEADER_TRANSFER_FAILED"], leader_id=M1, raft_term=2)]),
+        header=dict(shard=0xFFFF, revision=0),
+        note="one entry per shard the member led; each with its own status")
+    reply(f, "move_leader.reply.led_none", "MOVE_LEADER", dict(),
+          header=dict(shard=0xFFFF, revision=0))
+    bad_reply(f, "move_leader.reply.entry_short", "MOVE_LEADER",
+              dict(shards=Raw(struct.pack("<HH", 1, 12) + b"\x00" * 12, "1 entry of size 12")),
+              "MALFORMED", header=dict(shard=0xFFFF, revision=0),
+              note="an entry shorter than its fields (20 bytes)")
+    reply(f, "move_leader.error.learner", "MOVE_LEADER", dict(detail=M3),
+          header=dict(status=STATUS["MEMBER_IS_LEARNER"], shard=1, revision=17, raft_term=6))
+
+
+def define_endpoint_status():
+    f = "endpoint_status"
+    hdr = dict(shard=0xFFFF, revision=0)
+    request(f, "endpoint_status.request", "ENDPOINT_STATUS", {})
+    leader = dict(shard_id=0, role="LEADER", leader_id=M1, raft_term=3, raft_commit_index=120,
+                  raft_applied_index=119, raft_last_index=121, revision=100, progress=[
+                      dict(member_id=M2, state="REPLICATE", match_index=121, next_index=122,
+                           recent_active=1),
+                      dict(member_id=M3, is_learner=1, state="SNAPSHOT", match_index=40,
+                           next_index=41)])
+    follower = dict(shard_id=1, role="FOLLOWER", leader_id=M2, raft_term=5,
+                    raft_commit_index=77, raft_applied_index=77, raft_last_index=78, revision=60)
+    reply(f, "endpoint_status.reply", "ENDPOINT_STATUS",
+          dict(name=b"n1", shards=[leader, follower]), header=hdr,
+          note="leads shard 0 (with its peers' progress), follows in shard 1")
+    reply(f, "endpoint_status.reply.no_leader", "ENDPOINT_STATUS", dict(name=b"n3", shards=[
+        dict(shard_id=0, role="CANDIDATE", raft_term=9, raft_last_index=5, _extra=b"\x01\x02")]),
+        header=hdr, note="no known leader (0); a shard entry with a future field")
+    bad_reply(f, "endpoint_status.reply.bad_role", "ENDPOINT_STATUS",
+              dict(shards=[dict(shard_id=0, role=4)]), "MALFORMED", header=hdr)
+    bad_reply(f, "endpoint_status.reply.bad_progress_state", "ENDPOINT_STATUS", dict(shards=[
+        dict(shard_id=0, role="LEADER", progress=[dict(member_id=M2, state=3)])]), "MALFORMED",
+        header=hdr)
+    bad_reply(f, "endpoint_status.reply.truncated", "ENDPOINT_STATUS",
+              dict(name=b"n1", shards=[follower]), "MALFORMED", header=hdr, cut=28 + 5 + 2 + 20)
+
+
 def define_errors():
     f = "error"
     reply(f, "error.not_leader", "PUT", dict(detail=M1 + 1, message=b"not the leader of shard 1"),
@@ -605,6 +734,9 @@ def define():
     define_compact()
     define_status()
     define_shard_map()
+    define_member()
+    define_move_leader()
+    define_endpoint_status()
     define_errors()
 
 

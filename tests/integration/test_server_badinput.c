@@ -316,7 +316,7 @@ Test(bad, unknown_opcode_and_malformed_body_keep_the_connection)
     struct raw_conn c = raw_open(true);
     struct buf b;
     buf_init_dynamic(&b, 256);
-    static const u16 opcodes[] = {0x0003, 0x0015, 0x0100, 0x0200, 0x0300, 0xF000, 0x4242};
+    static const u16 opcodes[] = {0x0003, 0x0015, 0x0100, 0x0200, 0x0306, 0xF000, 0x4242};
     for (size_t i = 0; i < sizeof(opcodes) / sizeof(opcodes[0]); i++) {
         size_t s = raw_frame_begin(&b, opcodes[i], 100 + i);
         buf_put_u64(&b, 0x1234);

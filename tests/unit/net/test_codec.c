@@ -452,7 +452,7 @@ static void rand_msg(const struct codec_msg_desc *d, void *out, int depth);
 
 static void rand_list(const struct codec_field_desc *f, struct codec_list *list, int depth)
 {
-    u64 count = rng_range(0, KEEL_MIN(f->max, depth < 2 ? 5 : 2));
+    u64 count = rng_range((u64)f->min, KEEL_MAX((u64)f->min, KEEL_MIN(f->max, depth < 2 ? 5 : 2)));
     struct codec_list_builder lb;
     codec_list_begin(&lb, f, list, &scratch[depth]);
     union codec_msg_any elem;
