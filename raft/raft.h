@@ -291,6 +291,10 @@ void raft_campaign(struct raft *r);
 void raft_persisted(struct raft *r, u64 index, u64 term);
 
 bool raft_has_ready(const struct raft *r);
+/* True when the next ready truncates the stored log or installs a snapshot: a caller whose
+ * storage writes are asynchronous (a group commit in flight) takes that ready only once its
+ * storage is idle. */
+bool raft_ready_needs_idle_storage(const struct raft *r);
 void raft_ready(struct raft *r, struct raft_ready *rd);
 void raft_advance(struct raft *r, const struct raft_ready *rd);
 
