@@ -134,6 +134,8 @@ static void shard_tick_done(struct loop_completion *c, int res, u32 flags)
     (void)flags;
     struct shard *s = SHARD_OF(c, tick_c);
     s->tick_armed = false;
+    if (s->raft) shard_raft_tick(s);
+    if (s->peer) shard_peer_tick(s);
 }
 
 static void shard_doorbell_done(struct loop_completion *c, int res, u32 flags)
@@ -170,6 +172,7 @@ static bool shard_busy(const struct shard *s)
 {
     if (s->compacting) return true;
     if (s->snap) return true;
+    if (shard_raft_busy(s)) return true;
     if (!s->flush_busy && shard_wal_pending(s) > wal_durable_index(&s->wal) && !s->wal.failed)
         return true;
     return xcore_pending(s->node->xcore, s->id);
@@ -180,6 +183,7 @@ static void shard_after_io(struct shard *s)
     struct node *n = s->node;
     xcore_poll(n->xcore, s->id, shard_xcore_handler, s);
     if (s->compacting) s->compacting = !mvcc_compact_step(s->m, SHARD_COMPACT_KEYS);
+    shard_raft_turn(s);
     shard_snap_step(s);
     shard_spare_step(s);
     shard_wal_kick(s);
@@ -187,7 +191,8 @@ static void shard_after_io(struct shard *s)
         conn_host_durable(&s->host, shard_wal_durable(s));
     shard_release_remote(s);
     conn_host_pump(&s->host);
-    shard_wal_kick(s); /* writes the pump's resumed connections made */
+    shard_raft_turn(s); /* what the pump's resumed connections proposed */
+    shard_wal_kick(s);
     shard_free_lent(s);
     xcore_flush(n->xcore, s->id);
     if (!s->tick_armed && loop_timeout(s->loop, &s->tick_c, SHARD_TICK_MS) == 0)
@@ -233,6 +238,7 @@ static bool shard_drain_done(struct shard *s)
 {
     if (s->host.open_count > 0 || s->rr_len > 0 || s->flush_busy || shard_snap_io_busy(s))
         return false;
+    if (shard_raft_owes(s)) return false;
     if (shard_wal_pending(s) > shard_wal_durable(s) && !s->wal.failed) return false;
     for (u32 i = 0; i < s->node->config.shard_count; i++)
         if (s->lent_req[i].count || s->lent_rep[i].count) return false;
@@ -302,16 +308,20 @@ static int shard_setup_store(struct shard *s)
             return shard_fail(s, "out of memory"), -1;
         s->lent_req[i].cap = s->lent_rep[i].cap = cap;
     }
-    return shard_wal_recover(s);
+    s->hs_fd = s->recv_fd = -1;
+    if (shard_wal_recover(s) != 0) return -1;
+    return shard_peer_start(s);
 }
 
 static void shard_teardown(struct shard *s)
 {
+    shard_peer_stop(s); /* turns the loop until its ops are reaped: before anything else goes */
     if (s->br_ready) bufring_deinit(&s->br);
     if (s->loop) loop_destroy(s->loop); /* cancels and reaps every op in flight */
     shard_snap_teardown(s);
     shard_spare_free(s);
     shard_wal_close(s);
+    shard_raft_free(s);
     exec_deinit(&s->x);
     if (s->m) mvcc_destroy(s->m);
     for (u32 i = 0; i < NODE_SHARDS_MAX; i++) {
@@ -369,6 +379,7 @@ static void *shard_main(void *arg)
 static void shard_drain_conns(struct shard *s, bool force)
 {
     /* Every connection: say GOAWAY after what it is owed (or close at once when forced). */
+    if (force) shard_raft_fail_owed(s); /* leadership may never come back */
     for (struct conn *c = s->host.all_head; c; c = c->all_next) {
         if (force)
             conn_close(c);

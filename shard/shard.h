@@ -24,6 +24,17 @@
 
 #define NODE_SHARDS_MAX 64u
 
+#define NODE_MEMBERS_MAX 9u /* RAFT_MEMBERS_MAX */
+#define NODE_NAME_MAX    64u
+
+/* A member of the initial cluster (--initial-cluster name=host:port,...). */
+struct node_member {
+    u64 id; /* node_member_id(name) */
+    char name[NODE_NAME_MAX];
+    u32 ipv4;      /* host order */
+    u16 peer_port; /* shard s listens on peer_port + s */
+};
+
 struct node_config {
     const char *data_dir;
     u32 shard_count;        /* 1 .. NODE_SHARDS_MAX */
@@ -37,9 +48,22 @@ struct node_config {
                              * "hex:<bytes>"; NULL: the default map. Fixed at creation. */
     u32 loop_flags;         /* LOOP_CONFIG_* (net/loop.h): start the io_uring fallbacks lower */
     bool quiet;             /* no log lines (tests) */
+    /* replication: members[] empty means a single-member cluster of this node alone */
+    const char *name; /* this member's name; NULL: "default" */
+    struct node_member members[NODE_MEMBERS_MAX];
+    u32 member_count;
+    u16 peer_port;      /* this node's peer port (shard s: + s); from members[] by name */
+    bool join_existing; /* --initial-cluster-state existing: learn the members from a leader */
+    const char *cluster_token; /* --initial-cluster-token; NULL: "keel-cluster" */
 };
 
 void node_config_default(struct node_config *c);
+/* A member's id, derived from its name (stable across restarts, the same on every node). */
+u64 node_member_id(const char *name);
+/* Parses --initial-cluster "n1=127.0.0.1:2380,n2=..." into c->members and sets c->member_id and
+ * c->peer_port from c->name. 0, or -1 with a message in err. */
+int node_config_cluster(struct node_config *c, const char *initial_cluster, char *err,
+                        size_t err_len);
 
 struct node;
 

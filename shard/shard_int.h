@@ -16,6 +16,8 @@
 #include "net/bufring.h"
 #include "net/conn.h"
 #include "net/loop.h"
+#include "net/peer.h"
+#include "raft/raft.h"
 #include "shard/exec.h"
 #include "shard/router.h"
 #include "shard/shard.h"
@@ -23,6 +25,12 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+
+/* Raft timing, in shard ticks (SHARD_TICK_MS = 50 ms): heartbeats every 100 ms, elections after
+ * 1 to 2 s without a leader (etcd's defaults). */
+#define SHARD_RAFT_HEARTBEAT_TICKS 2u
+#define SHARD_RAFT_ELECTION_TICKS  20u
+#define SHARD_SNAP_CHUNK_BYTES     (1u << 20)
 
 /* xcore message types (struct xcore_msg.type). */
 enum shard_xmsg {
@@ -85,6 +93,58 @@ struct shard_flush_op {
     struct loop_completion c; /* first: the completion's address is the op's */
     struct shard *s;
     u32 index; /* < WAL_FLUSH_OPS_MAX: write i; else fdatasync i - WAL_FLUSH_OPS_MAX */
+};
+
+/* Where the reply of a request answered later (at apply, or after its read index) goes. */
+enum sink_kind { SINK_CONN = 1, SINK_XCORE = 2, SINK_GATHER = 3, SINK_PEER = 4 };
+
+/* The first byte of every peer message (shard_fwd.c has the table). */
+enum peer_kind { PEER_KIND_RAFT = 1, PEER_KIND_FWD_REQ = 2, PEER_KIND_FWD_REP = 3 };
+
+struct sink {
+    u8 kind;
+    u16 opcode;
+    u64 request_id;
+    struct conn *c;   /* SINK_CONN: holds c->pending until the reply */
+    struct gather *g; /* SINK_GATHER */
+    u32 part;
+    u32 origin; /* SINK_XCORE: the shard that forwarded it */
+    u64 cookie; /* SINK_XCORE: the origin's; SINK_PEER: the follower's token */
+    u64 member; /* SINK_PEER: the follower that forwarded it */
+};
+
+/* A write proposed to raft, answered when the entry (index, term) is applied. */
+struct proposal {
+    u64 index;
+    u64 term;
+    struct sink sink;
+};
+
+/* Linearizable reads that share one read-index round. */
+enum read_batch_state { RB_FREE = 0, RB_OPEN = 1, RB_WAITING = 2, RB_CONFIRMED = 3 };
+
+struct read_item {
+    struct sink sink;
+    u32 off; /* the request frame in frames */
+    u32 len;
+};
+
+struct read_batch {
+    u8 state;
+    u64 ctx;
+    u64 index; /* serve once applied >= index */
+    struct read_item *items;
+    u32 count;
+    u32 cap;
+    struct buf frames;
+};
+
+/* A message for a peer held until the WAL is durable up to need_index (ready step d). */
+struct held_msg {
+    u64 need_index;
+    u64 to;
+    u8 *bytes;
+    u32 len;
 };
 
 struct shard {
@@ -154,6 +214,39 @@ struct shard {
     u64 last_snap_index;   /* applied_index of the newest snapshot on disk */
     u64 last_snap_bytes;   /* its size */
     struct shard_snap *snap;
+    /* raft (shard_raft.c, shard_raft_boot.c, shard_hs.c, shard_peer.c) */
+    struct raft *raft;
+    u64 applied_index;
+    u64 persisted_reported;
+    bool storage_wait;
+    int hs_fd;
+    u64 hs_seq;
+    struct raft_hard_state hs_saved;
+    struct proposal *props; /* ring of SHARD_PROPOSALS_MAX */
+    u32 props_head;
+    u32 props_count;
+    u8 *prop_buf; /* [prop_buf_cap]: [opcode][body] of a proposal */
+    u32 prop_buf_cap;
+    u8 *entry_buf; /* [prop_buf_cap + 8]: a WAL record's payload */
+    struct buf apply_scratch;
+    struct read_batch rb[64];
+    struct read_batch *rb_open;
+    u64 read_ctx;
+    struct held_msg *held;
+    u32 held_len;
+    u32 held_cap;
+    struct peer_transport *peer;   /* NULL for a single-member cluster without peers */
+    struct raft_entry *rx_entries; /* a received message's entries */
+    u32 rx_entries_cap;
+    u64 peer_bad_msgs;
+    struct fwd_slot *fwd_slots; /* requests forwarded to the leader (shard_fwd.c) */
+    u32 fwd_count;
+    u32 fwd_next;
+    struct buf fwd_reply_scratch;
+    struct buf msg_scratch;
+    u8 *chunk_buf; /* [SHARD_SNAP_CHUNK_BYTES]: a snapshot chunk read for a follower */
+    int recv_fd;   /* a snapshot being received, or -1 */
+    u64 recv_index;
 };
 
 struct node {
@@ -192,6 +285,11 @@ int shard_xcore_handler(void *ctx, const struct xcore_msg *msg);
 void shard_release_remote(struct shard *s);
 void shard_free_lent(struct shard *s);
 void shard_own_status(struct shard *s, struct codec_shard_status *out);
+void shard_gather_part(struct shard *s, struct gather *g, u32 part, struct span bytes);
+int shard_submit(struct shard *s, struct sink *k, const struct codec_frame *f,
+                 const union codec_msg_any *m, struct span raw);
+#define shard_submit_forwarded shard_submit
+void shard_remote_reply(struct shard *s, u32 origin, u64 cookie, u8 *bytes, u32 len);
 
 /* shard_io.c */
 int shard_wal_recover(struct shard *s);
@@ -202,8 +300,52 @@ u64 shard_wal_durable(const struct shard *s);
 u64 shard_wal_pending(const struct shard *s); /* last index if not durable, else 0 */
 u64 shard_wal_bytes(const struct shard *s);
 void shard_wal_close(struct shard *s);
+void shard_wal_restart(struct shard *s, u64 first_index);
+_Noreturn void shard_wal_fatal(struct shard *s, const char *what, int rc);
 void shard_spare_step(struct shard *s);
 void shard_spare_free(struct shard *s);
+
+/* shard_fwd.c */
+int shard_forward_to_leader(struct shard *s, struct sink *k, struct span raw);
+void shard_fwd_on_request(struct shard *s, u64 from, const u8 *bytes, u32 len);
+void shard_fwd_reply(struct shard *s, const struct sink *k, const u8 *frame, u32 len);
+void shard_fwd_on_reply(struct shard *s, u64 from, const u8 *bytes, u32 len);
+void shard_fwd_tick(struct shard *s);
+void shard_fwd_fail_all(struct shard *s);
+
+/* shard_hs.c */
+int shard_hs_open(struct shard *s, struct raft_hard_state *hs);
+void shard_hs_store(struct shard *s, const struct raft_hard_state *hs);
+void shard_hs_close(struct shard *s);
+
+/* shard_raft.c */
+int shard_propose(struct shard *s, struct sink *k, const struct codec_frame *f, struct span raw);
+void shard_sink_bytes(struct shard *s, struct sink *k, const u8 *frame, u32 len);
+void shard_exec_now(struct shard *s, struct sink *k, const struct codec_frame *f,
+                    const union codec_msg_any *m);
+int shard_read_linearizable(struct shard *s, struct sink *k, struct span raw);
+void shard_sink_error(struct shard *s, struct sink *k, u16 status, u64 detail, const char *msg);
+bool shard_storage_idle(const struct shard *s);
+void shard_raft_turn(struct shard *s);
+void shard_raft_tick(struct shard *s);
+bool shard_raft_busy(const struct shard *s);
+bool shard_raft_owes(const struct shard *s);
+void shard_raft_fail_owed(struct shard *s);
+
+/* shard_raft_boot.c */
+int shard_raft_boot(struct shard *s, u64 snapshot_index);
+void shard_raft_free(struct shard *s);
+void shard_apply_conf(struct shard *s, const struct raft_entry *e);
+void shard_raft_role_changed(struct shard *s, bool was_leader);
+
+/* shard_peer.c */
+int shard_peer_start(struct shard *s);
+u64 shard_cluster_id(const struct node_config *c);
+void shard_peer_send(struct shard *s, const struct raft_msg *m, u64 need_index);
+void shard_peer_release(struct shard *s);
+void shard_peer_tick(struct shard *s);
+void shard_peer_stop(struct shard *s);
+void shard_peer_conf_change(struct shard *s, const struct raft_conf_change *cc);
 
 /* shard_snap.c */
 int shard_snap_load(struct shard *s, u64 *applied_index);
@@ -212,5 +354,12 @@ bool shard_snap_blocks_compaction(const struct shard *s);
 bool shard_snap_io_busy(const struct shard *s);
 void shard_snap_teardown(struct shard *s);
 void shard_snap_free(struct shard *s);
+int shard_snap_meta_store(struct shard *s, const struct raft_snapshot_meta *m);
+void shard_snap_meta_remove_older(struct shard *s, u64 index);
+void shard_snap_abandon(struct shard *s);
+int shard_snap_meta_load(struct shard *s, u64 index, struct raft_snapshot_meta *meta);
+void shard_snap_fill_chunk(struct shard *s, struct raft_msg *m);
+void shard_snap_recv_chunk(struct shard *s, const struct raft_snap_chunk *chunk);
+void shard_snap_install_received(struct shard *s, const struct raft_snapshot_meta *meta);
 
 #endif

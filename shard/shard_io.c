@@ -8,6 +8,7 @@
 #include "core/assert.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,41 +119,6 @@ void shard_spare_free(struct shard *s)
     s->spare_zeros = NULL;
 }
 
-/* Replays every durable record after applied_index into the store. */
-static int shard_wal_replay(struct shard *s, u64 applied_index, u64 *replayed)
-{
-    size_t len = wal_iter_buffer_size(&s->wal);
-    void *buf = malloc(len);
-    if (!buf) return shard_fail(s, "out of memory replaying the WAL"), -1;
-    struct wal_iter it;
-    u64 from = KEEL_MAX(applied_index + 1, wal_first_index(&s->wal));
-    int rc = wal_iter_init(&it, &s->wal, from, buf, len);
-    u64 n = 0;
-    while (rc == 0) {
-        u16 type = 0;
-        u64 index = 0;
-        struct span payload;
-        rc = wal_iter_next(&it, &type, &index, &payload);
-        if (rc != 0) break;
-        if (exec_replay(&s->x, type, payload) != 0) {
-            shard_fail(s,
-                       "WAL record %llu (opcode %u) does not replay onto the store: refusing "
-                       "to start on a log that does not match its snapshot",
-                       (unsigned long long)index, type);
-            rc = -1;
-            break;
-        }
-        n++;
-    }
-    if (rc >= 0) wal_iter_finish(&it);
-    free(buf);
-    *replayed = n;
-    if (rc == 1) return 0;
-    if (rc > 0) shard_fail(s, "reading the WAL: %s", keel_err_str(rc));
-    if (rc < -1) shard_fail(s, "reading the WAL: %s", strerror(-rc));
-    return -1;
-}
-
 int shard_wal_recover(struct shard *s)
 {
     u64 t0 = shard_now_ns();
@@ -180,24 +146,56 @@ int shard_wal_recover(struct shard *s)
         return shard_fail(s, "cannot open the WAL in %s: %s", dir, why), -1;
     }
     s->wal_open = true;
-    if (wal_last_index(&s->wal) < applied)
-        return shard_fail(s, "the WAL ends at %llu, before the snapshot's index %llu",
-                          (unsigned long long)wal_last_index(&s->wal), (unsigned long long)applied),
-               -1;
-    u64 replayed = 0;
-    if (shard_wal_replay(s, applied, &replayed) != 0) return -1;
+    if (wal_last_index(&s->wal) < applied) {
+        /* A snapshot received from the leader was installed, and the process stopped before
+         * the WAL restarted after it: what the WAL holds is covered by the snapshot. */
+        node_log("recovery",
+                 "shard %u: the WAL ends at %llu, before the snapshot's index %llu: "
+                 "restarting it after the snapshot",
+                 s->id, (unsigned long long)wal_last_index(&s->wal), (unsigned long long)applied);
+        shard_wal_restart(s, applied + 1);
+    }
+    u64 replayed = wal_last_index(&s->wal) - applied;
+    if (shard_raft_boot(s, applied) != 0) return -1;
     s->durable_revision = mvcc_revision(s->m);
     s->snapshot_wal_mark = shard_wal_bytes(s);
     struct mvcc_stats st;
     mvcc_stats(s->m, &st);
     if (!s->node->config.quiet)
-        node_log("recovery",
-                 "shard %u: snapshot index %llu, replayed %llu WAL records in %.1f ms: revision "
-                 "%lld, %llu keys",
-                 s->id, (unsigned long long)applied, (unsigned long long)replayed,
-                 (double)(shard_now_ns() - t0) / 1e6, (long long)st.revision,
-                 (unsigned long long)st.keys_live);
+        node_log(
+            "recovery",
+            "shard %u: snapshot index %llu, %llu Raft entries after it, read in %.1f ms: revision "
+            "%lld, %llu keys",
+            s->id, (unsigned long long)applied, (unsigned long long)replayed,
+            (double)(shard_now_ns() - t0) / 1e6, (long long)st.revision,
+            (unsigned long long)st.keys_live);
     return 0;
+}
+
+/* Restarts the WAL empty, its next record at first_index (a follower installed a snapshot of
+ * first_index - 1 from the leader: every record it held is covered or superseded). */
+void shard_wal_restart(struct shard *s, u64 first_index)
+{
+    ASSERT(s->wal_open && !s->flush_busy);
+    struct wal_config wc = s->wal.config;
+    char dir[DISK_PATH_SIZE_MAX];
+    snprintf(dir, sizeof(dir), "%.240s/wal", s->dir);
+    wal_close(&s->wal);
+    s->wal_open = false;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "wal-", 4) != 0) continue;
+        char path[DISK_PATH_SIZE_MAX + 256];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d) closedir(d);
+    wc.first_index = first_index;
+    int rc = wal_open(&s->wal, &s->disk.base, dir, &wc);
+    if (rc != 0) shard_wal_fatal(s, "restarting the WAL after a snapshot", rc);
+    s->wal_open = true;
+    s->snapshot_wal_mark = shard_wal_bytes(s);
 }
 
 void shard_wal_close(struct shard *s)
@@ -245,7 +243,7 @@ bool shard_wal_room(const struct shard *s, size_t payload_len)
 /* A WAL that cannot be written is a dead end for this process: the kernel may have dropped
  * dirty pages (fsyncgate), so nothing written since the last good sync can be proven durable.
  * Fail-stop, as etcd does; recovery on the next start decides what survived. */
-static void shard_wal_fatal(struct shard *s, const char *what, int rc)
+void shard_wal_fatal(struct shard *s, const char *what, int rc)
 {
     node_log("wal",
              "shard %u: %s failed: %s; stopping the process so that recovery decides "

@@ -183,49 +183,29 @@ static int shard_status_encode(struct shard *s, struct conn *c, u64 request_id,
 
 /* ---- local execution ------------------------------------------------------------------------ */
 
-/* A plain RANGE at the current revision, while writes are not yet durable, reads at the
- * durable revision instead: it then needs no wait, and it still sees every acknowledged
- * write (a write is acknowledged only once durable). Returns the WAL index the reply must
- * wait for. */
-static u64 shard_prepare_read(struct shard *s, u16 opcode, union codec_msg_any *m)
+/* A request for this shard: a write is proposed to raft (answered at apply); a RANGE is served
+ * now when serializable, else after a read-index round; the reply goes to k. */
+int shard_submit(struct shard *s, struct sink *k, const struct codec_frame *f,
+                 const union codec_msg_any *m, struct span raw)
 {
-    u64 pending = shard_wal_pending(s);
-    if (pending == 0) return 0;
-    if (opcode != CODEC_OP_RANGE || m->range_request.revision != 0) return pending;
-    if (s->durable_revision < mvcc_compact_revision(s->m) || s->durable_revision < 1)
-        return pending;
-    m->range_request.revision = s->durable_revision;
-    return 0;
-}
-
-/* Runs a request on this shard, appending its reply to out; returns the WAL index the reply
- * waits for, or UINT64_MAX if out could not grow. */
-static u64 shard_exec(struct shard *s, const struct codec_frame *f, union codec_msg_any *m,
-                      struct buf *out)
-{
-    u64 need = shard_prepare_read(s, f->opcode, m);
-    struct exec_outcome o;
-    if (exec_request(&s->x, f, m, out, &o) != 0) return UINT64_MAX;
-    if (o.wrote) {
-        shard_wal_append(s, f->opcode, f->body);
-        if (f->opcode == CODEC_OP_COMPACT) s->compacting = true;
+    if (shard_is_write(f->opcode)) {
+        if (f->opcode == CODEC_OP_COMPACT && shard_snap_blocks_compaction(s))
+            return CONN_FRAME_AGAIN;
+        return shard_propose(s, k, f, raw);
     }
-    if (shard_is_write(f->opcode)) need = shard_wal_pending(s);
-    return need;
+    ASSERT(f->opcode == CODEC_OP_RANGE);
+    if (m->range_request.flags & CODEC_RANGE_REQUEST_SERIALIZABLE) {
+        shard_exec_now(s, k, f, m);
+        return CONN_FRAME_DONE;
+    }
+    return shard_read_linearizable(s, k, raw);
 }
 
 static int shard_exec_local(struct shard *s, struct conn *c, const struct codec_frame *f,
-                            union codec_msg_any *m)
+                            union codec_msg_any *m, struct span raw)
 {
-    if (shard_is_write(f->opcode) && !shard_wal_room(s, f->body.len)) return CONN_FRAME_AGAIN;
-    if (f->opcode == CODEC_OP_COMPACT && shard_snap_blocks_compaction(s)) return CONN_FRAME_AGAIN;
-    u64 need = shard_exec(s, f, m, conn_reply_begin(c));
-    if (need == UINT64_MAX) {
-        conn_close(c);
-        return CONN_FRAME_CLOSE;
-    }
-    conn_reply_end(c, need);
-    return CONN_FRAME_DONE;
+    struct sink k = {.kind = SINK_CONN, .opcode = f->opcode, .request_id = f->request_id, .c = c};
+    return shard_submit(s, &k, f, m, raw);
 }
 
 /* ---- routing -------------------------------------------------------------------------------- */
@@ -394,6 +374,13 @@ static bool gather_put_part(struct gather *g, u32 part, struct span bytes)
     return true;
 }
 
+void shard_gather_part(struct shard *s, struct gather *g, u32 part, struct span bytes)
+{
+    ASSERT(g->parts_left > 0 && part < g->parts_total);
+    if (bytes.len) gather_put_part(g, part, bytes); /* else NULL: the merge answers INTERNAL */
+    if (--g->parts_left == 0) gather_finish(s, g);
+}
+
 /* A RANGE over several shards: the own part now, the others through xcore. */
 static int shard_gather_range(struct shard *s, struct conn *c, const struct codec_frame *f,
                               union codec_msg_any *m, struct span raw,
@@ -424,16 +411,14 @@ static int shard_gather_range(struct shard *s, struct conn *c, const struct code
             ASSERT(ok); /* capacity checked above */
             continue;
         }
-        struct buf own;
-        buf_init_dynamic(&own, 1024);
-        g->need_index = shard_exec(s, f, m, &own);
-        bool ok = g->need_index != UINT64_MAX && buf_ok(&own) &&
-                  gather_put_part(g, i, span_make(own.ptr, own.len));
-        buf_free(&own);
-        if (!ok) g->need_index = 0; /* the part stays NULL: merge answers INTERNAL */
-        g->parts_left--;
+        struct sink k = {.kind = SINK_GATHER,
+                         .opcode = f->opcode,
+                         .request_id = f->request_id,
+                         .g = g,
+                         .part = i};
+        if (shard_submit(s, &k, f, m, span_make(g->frame, g->frame_len)) != CONN_FRAME_DONE)
+            shard_gather_part(s, g, i, span_make(NULL, 0)); /* merge answers INTERNAL */
     }
-    if (g->parts_left == 0) gather_finish(s, g);
     return CONN_FRAME_DONE;
 }
 
@@ -485,7 +470,7 @@ static int shard_kv(struct shard *s, struct conn *c, const struct codec_frame *f
         return shard_error(s, c, f, CODEC_S_WRONG_SHARD, s->map.version,
                            "the key belongs to another shard: refresh the shard map");
     if (multi.count > 1) return shard_gather_range(s, c, f, m, raw, &multi);
-    if (target == s->id) return shard_exec_local(s, c, f, m);
+    if (target == s->id) return shard_exec_local(s, c, f, m, raw);
     if (!shard_can_send(s, target, 1)) return CONN_FRAME_AGAIN;
     return shard_forward(s, c, target, raw, NULL, 0) ? CONN_FRAME_DONE : CONN_FRAME_AGAIN;
 }
@@ -552,39 +537,43 @@ static int shard_handle_request(struct shard *s, const struct xcore_msg *msg)
     ASSERT(rc == 0);
     rc = codec_request_decode(&f, &m);
     ASSERT(rc == 0); /* the origin decoded it */
-    if (shard_is_write(f.opcode) && !shard_wal_room(s, f.body.len)) return XCORE_AGAIN;
-    if (f.opcode == CODEC_OP_COMPACT && shard_snap_blocks_compaction(s)) return XCORE_AGAIN;
+    struct sink k = {.kind = SINK_XCORE,
+                     .opcode = f.opcode,
+                     .request_id = f.request_id,
+                     .origin = msg->source,
+                     .cookie = msg->cookie};
+    return shard_submit(s, &k, &f, &m, raw) == CONN_FRAME_DONE ? XCORE_OK : XCORE_AGAIN;
+}
+
+void shard_remote_reply(struct shard *s, u32 origin, u64 cookie, u8 *bytes, u32 len)
+{
     if (s->rr_len == s->rr_cap) {
         u32 cap = s->rr_cap ? s->rr_cap * 2 : 64;
         struct remote_reply *rr = realloc(s->rr, cap * sizeof(*rr));
-        if (!rr) return XCORE_AGAIN;
+        ASSERT(rr); /* a reply owed to another shard cannot be dropped */
         s->rr = rr;
         s->rr_cap = cap;
     }
-    struct buf out;
-    buf_init_dynamic(&out, 256);
-    u64 need = shard_exec(s, &f, &m, &out);
-    ASSERT(need != UINT64_MAX && buf_ok(&out));
-    s->rr[s->rr_len++] = (struct remote_reply){.origin = msg->source,
+    s->rr[s->rr_len++] = (struct remote_reply){.origin = origin,
                                                .type = XMSG_FWD,
-                                               .cookie = msg->cookie,
-                                               .bytes = out.ptr,
-                                               .len = (u32)out.len,
-                                               .need_index = need};
-    if (need <= shard_wal_durable(s)) s->rr_ready = true;
-    return XCORE_OK;
+                                               .cookie = cookie,
+                                               .bytes = bytes,
+                                               .len = len,
+                                               .need_index = 0};
+    s->rr_ready = true;
 }
 
 static void shard_handle_reply(struct shard *s, const struct xcore_msg *msg)
 {
     struct fwd *w = (struct fwd *)(uintptr_t)msg->cookie;
     struct gather *g = w->gather;
+    u32 w_part = w->part;
     if (g) {
         if (msg->type == XMSG_STATUS)
-            memcpy(&g->status[w->part], msg->bytes, sizeof(struct codec_shard_status));
-        else
-            gather_put_part(g, w->part, xcore_msg_payload(msg));
+            memcpy(&g->status[w_part], msg->bytes, sizeof(struct codec_shard_status));
         free(w);
+        if (msg->type != XMSG_STATUS)
+            return shard_gather_part(s, g, w_part, xcore_msg_payload(msg));
         if (--g->parts_left == 0) gather_finish(s, g);
         return;
     }

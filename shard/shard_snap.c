@@ -22,6 +22,7 @@
 #define SNAP_WAL_BYTES_DEFAULT (64ull << 20)
 #define SNAP_KEYS_PER_CHUNK    4096u
 #define SNAP_CHUNK_BYTES       (1u << 20)
+#define SNAP_KEEP_ENTRIES      10000u /* entries kept in memory after a snapshot */
 
 enum snap_phase { SNAP_WRITING = 0, SNAP_SYNCING = 1, SNAP_WAIT_WAL = 2, SNAP_PACING = 3 };
 
@@ -33,6 +34,7 @@ struct shard_snap {
     struct snapshot_writer w;
     enum snap_phase phase;
     u64 applied_index;
+    struct raft_snapshot_meta meta; /* raft's view of applied_index */
     i64 revision;
     int fd;
     char tmp[SNAPSHOT_FILE_PATH_SIZE_MAX];
@@ -112,7 +114,9 @@ static int snap_start(struct shard *s)
     sn->chunk = malloc(sn->chunk_cap);
     sn->fd = -1;
     sn->io_c.done = snap_io_done;
-    sn->applied_index = wal_last_index(&s->wal); /* every executed write is appended */
+    raft_snapshot_meta_applied(s->raft, &sn->meta);
+    ASSERT(sn->meta.index == s->applied_index);
+    sn->applied_index = s->applied_index;
     sn->revision = mvcc_revision(s->m);
     sn->started_ns = shard_now_ns();
     char dir[DISK_PATH_SIZE_MAX];
@@ -171,7 +175,8 @@ static void snap_install(struct shard *s)
     close(sn->fd);
     sn->fd = -1;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    bool ok = rename(sn->tmp, final) == 0 && dfd >= 0 && fsync(dfd) == 0;
+    bool ok = shard_snap_meta_store(s, &sn->meta) == 0 && rename(sn->tmp, final) == 0 && dfd >= 0 &&
+              fsync(dfd) == 0;
     if (dfd >= 0) close(dfd);
     if (!ok) return snap_abort(s, strerror(errno));
     u64 prev = s->last_snap_index, bytes = sn->file_off;
@@ -179,6 +184,9 @@ static void snap_install(struct shard *s)
     s->last_snap_bytes = bytes;
     u32 removed = 0;
     if (prev > 0) snapshot_file_remove_older(dir, prev, &removed);
+    if (prev > 0) shard_snap_meta_remove_older(s, prev);
+    /* Followers that fall further behind than SNAP_KEEP_ENTRIES get this snapshot instead. */
+    raft_compact(s->raft, &sn->meta, SNAP_KEEP_ENTRIES);
     int rc = prev > 0 ? wal_drop_prefix(&s->wal, prev) : 0;
     if (rc != 0) node_log("snapshot", "shard %u: dropping WAL segments failed: %d", s->id, rc);
     if (!s->node->config.quiet)
@@ -201,7 +209,7 @@ static bool snap_due(const struct shard *s)
     every = KEEL_MAX(every, s->last_snap_bytes);
     u64 bytes = shard_wal_bytes(s);
     return bytes > s->snapshot_wal_mark && bytes - s->snapshot_wal_mark >= every &&
-           !s->compacting && !s->draining && wal_last_index(&s->wal) > s->last_snap_index;
+           !s->compacting && !s->draining && s->applied_index > s->last_snap_index;
 }
 
 void shard_snap_step(struct shard *s)
@@ -226,6 +234,15 @@ void shard_snap_step(struct shard *s)
     }
     sn->phase = SNAP_WAIT_WAL;
     if (wal_durable_index(&s->wal) >= sn->applied_index) snap_install(s);
+}
+
+/* Drops a snapshot being written (the store it reads is about to be replaced). */
+void shard_snap_abandon(struct shard *s)
+{
+    if (!s->snap) return;
+    ASSERT(!s->snap->io_busy);
+    unlink(s->snap->tmp);
+    shard_snap_free(s);
 }
 
 bool shard_snap_blocks_compaction(const struct shard *s)

@@ -18,7 +18,7 @@
 #define KEELD_VERSION "0.3.0"
 
 static const char usage_text[] =
-    "keeld — keel's server: a single node with a local data folder\n"
+    "keeld — keel's server: one node of a replicated cluster (alone by default)\n"
     "\n"
     "Usage: keeld [options]\n"
     "\n"
@@ -33,7 +33,17 @@ static const char usage_text[] =
     "                            hex:<bytes>); shard i owns [K(i), K(i+1)); fixed when the data\n"
     "                            dir is created (default: spreads path-like, hex and decimal\n"
     "                            keys; see docs/architecture.md)\n"
-    "  --member-id N             member id in every reply header (default 1)\n"
+    "  --member-id N             member id of a single node (default 1); with --initial-cluster\n"
+    "                            the id is derived from --name\n"
+    "  --name NAME               this member's name in --initial-cluster (default \"default\")\n"
+    "  --initial-cluster LIST    the cluster's members, name=host:port,... of their peer ports\n"
+    "                            (shard i of a member listens on port + i); without it keeld\n"
+    "                            runs alone\n"
+    "  --initial-cluster-state S new (default): bootstrap with these members; existing: join a\n"
+    "                            running cluster that added this member (keelctl member add)\n"
+    "  --initial-cluster-token T tells clusters apart: peers of another token are refused\n"
+    "                            (default keel-cluster)\n"
+    "  --listen-peer HOST:PORT   optional check: must equal this member's --initial-cluster URL\n"
     "  --memory-max BYTES        per-shard store budget, with K, M or G (default 8G)\n"
     "  --snapshot-wal-bytes B    WAL bytes after which a shard writes a snapshot (default 64M)\n"
     "  --max-connections N       client connections the node holds (default 16384)\n"
@@ -115,13 +125,39 @@ static void parse_mode(const char *mode, struct node_config *c)
     usage_error("--io-uring-mode wants defer, coop or plain, got '%s'", mode);
 }
 
+/* --initial-cluster, checked against --name and --listen-peer. */
+static void parse_cluster(struct node_config *c, const char *initial_cluster,
+                          const char *listen_peer)
+{
+    char err[256];
+    if (!initial_cluster) {
+        if (listen_peer) usage_error("--listen-peer needs --initial-cluster");
+        if (c->join_existing)
+            usage_error("--initial-cluster-state existing needs --initial-cluster");
+        return;
+    }
+    if (node_config_cluster(c, initial_cluster, err, sizeof(err)) != 0) usage_error("%s", err);
+    if (!listen_peer) return;
+    struct node_config probe = *c;
+    char self[128];
+    snprintf(self, sizeof(self), "%s=%s", c->name ? c->name : "default", listen_peer);
+    if (node_config_cluster(&probe, self, err, sizeof(err)) != 0) usage_error("%s", err);
+    u32 own_ipv4 = 0;
+    for (u32 i = 0; i < c->member_count; i++)
+        if (c->members[i].id == c->member_id) own_ipv4 = c->members[i].ipv4;
+    if (probe.peer_port != c->peer_port || probe.members[0].ipv4 != own_ipv4)
+        usage_error("--listen-peer %s differs from this member's URL in --initial-cluster",
+                    listen_peer);
+}
+
 static const char *flag_value(int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) usage_error("%s needs a value", argv[*i]);
     return argv[++*i];
 }
 
-static void parse_args(int argc, char **argv, struct node_config *c)
+static void parse_args(int argc, char **argv, struct node_config *c, const char **initial_cluster,
+                       const char **listen_peer)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -151,6 +187,19 @@ static void parse_args(int argc, char **argv, struct node_config *c)
             parse_mode(flag_value(argc, argv, &i), c);
         } else if (strcmp(a, "--no-msg-ring") == 0) {
             c->loop_flags |= LOOP_CONFIG_NO_MSG_RING;
+        } else if (strcmp(a, "--name") == 0) {
+            c->name = flag_value(argc, argv, &i);
+        } else if (strcmp(a, "--initial-cluster") == 0) {
+            *initial_cluster = flag_value(argc, argv, &i);
+        } else if (strcmp(a, "--initial-cluster-state") == 0) {
+            const char *v = flag_value(argc, argv, &i);
+            if (strcmp(v, "new") != 0 && strcmp(v, "existing") != 0)
+                usage_error("--initial-cluster-state wants new or existing, got '%s'", v);
+            c->join_existing = strcmp(v, "existing") == 0;
+        } else if (strcmp(a, "--initial-cluster-token") == 0) {
+            c->cluster_token = flag_value(argc, argv, &i);
+        } else if (strcmp(a, "--listen-peer") == 0) {
+            *listen_peer = flag_value(argc, argv, &i);
         } else if (strcmp(a, "--quiet") == 0) {
             c->quiet = true;
         } else {
@@ -165,7 +214,9 @@ int main(int argc, char **argv)
     node_config_default(&c);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     c.shard_count = cpus > 0 ? (u32)(cpus < NODE_SHARDS_MAX ? cpus : NODE_SHARDS_MAX) : 1;
-    parse_args(argc, argv, &c);
+    const char *initial_cluster = NULL, *listen_peer = NULL;
+    parse_args(argc, argv, &c, &initial_cluster, &listen_peer);
+    parse_cluster(&c, initial_cluster, listen_peer);
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);

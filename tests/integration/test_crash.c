@@ -443,9 +443,17 @@ static void crash_tear_gone(const struct crash_tear *t)
     cr_assert(fd >= 0, "open %s: %s", t->path, strerror(errno));
     cr_assert(pread(fd, bytes, t->len, (off_t)t->offset) == (ssize_t)t->len);
     close(fd);
-    for (size_t i = 0; i < t->len; i++)
+    /* Since replication, a restarted single node appends a no-op entry of its new term at once:
+     * valid records may already cover part of the cut range. The rest must be zeros. */
+    struct crash_segment *seg = calloc(1, sizeof(*seg));
+    cr_assert(seg != NULL);
+    crash_segment_scan(t->path, seg);
+    for (size_t i = 0; i < t->len; i++) {
+        if (t->offset + i < seg->end_offset) continue;
         cr_assert(bytes[i] == 0, "%s: byte %llu is 0x%02x after the cut, want 0", t->path,
                   (unsigned long long)(t->offset + i), bytes[i]);
+    }
+    free(seg);
 }
 
 /* Appends garbage after the last record of shard's tail segment; true: a torn record. */
