@@ -118,6 +118,7 @@ struct proposal {
     u64 index;
     u64 term;
     struct sink sink;
+    u64 member_id; /* a membership change: the member it changes */
 };
 
 /* Linearizable reads that share one read-index round. */
@@ -145,6 +146,36 @@ struct held_msg {
     u64 to;
     u8 *bytes;
     u32 len;
+};
+
+/* A member's name and peer URL, as this shard learned them (shard_status.c). */
+struct member_info {
+    u64 id;
+    char name[64];
+    char peer_url[96];
+};
+
+/* A leadership transfer a client asked for (MOVE_LEADER), answered once it is done. */
+struct pending_move {
+    bool active;
+    struct sink sink;
+    u64 target;
+    u32 elapsed_ticks;
+};
+
+/* Figures a shard publishes for the other shards of its node (shard_status.c). */
+struct shard_pub {
+    _Atomic u64 leader, term, commit, applied, last;
+    _Atomic i64 revision;
+    _Atomic u32 role; /* enum codec_raft_role */
+    _Atomic u32 conf_count;
+    _Atomic u64 conf_id[RAFT_MEMBERS_MAX];
+    _Atomic u32 conf_role[RAFT_MEMBERS_MAX];
+    _Atomic u32 progress_count;
+    struct {
+        _Atomic u64 id, match, next;
+        _Atomic u32 flags;
+    } progress[RAFT_MEMBERS_MAX];
 };
 
 struct shard {
@@ -243,6 +274,10 @@ struct shard {
     u32 fwd_count;
     u32 fwd_next;
     struct buf fwd_reply_scratch;
+    struct member_info minfo[RAFT_MEMBERS_MAX];
+    u32 minfo_count;
+    u32 balance_ticks;
+    struct pending_move move;
     struct buf msg_scratch;
     u8 *chunk_buf; /* [SHARD_SNAP_CHUNK_BYTES]: a snapshot chunk read for a follower */
     int recv_fd;   /* a snapshot being received, or -1 */
@@ -258,6 +293,7 @@ struct node {
     struct xcore *xcore;
     struct router_map map; /* from keel.meta; copied by every shard */
     struct shard *shards;  /* [shard_count] */
+    struct shard_pub pub[NODE_SHARDS_MAX];
     struct loop *loops[NODE_SHARDS_MAX];
     atomic_bool no_msg_ring; /* some loop lacks MSG_RING: every doorbell is an eventfd */
     int lock_fd;
@@ -313,6 +349,25 @@ void shard_fwd_on_reply(struct shard *s, u64 from, const u8 *bytes, u32 len);
 void shard_fwd_tick(struct shard *s);
 void shard_fwd_fail_all(struct shard *s);
 
+/* shard_status.c */
+void shard_publish(struct shard *s);
+u64 shard_pub_leader(const struct node *n, u32 shard);
+int shard_endpoint_status(struct shard *s, struct buf *out, const struct codec_frame *f);
+int shard_member_list(struct shard *s, struct buf *out, const struct codec_frame *f);
+int shard_members_list(struct shard *s, const struct codec_field_desc *field,
+                       struct codec_list *out, struct buf *scratch);
+void shard_member_info_set(struct shard *s, u64 id, const char *name, const char *peer_url);
+void shard_member_info_init(struct shard *s);
+void shard_balance_tick(struct shard *s);
+
+/* shard_member.c */
+bool shard_is_member_op(u16 opcode);
+int shard_member_op(struct shard *s, struct sink *k, const struct codec_frame *f,
+                    const union codec_msg_any *m, struct span raw);
+void shard_member_applied(struct shard *s, struct sink *k, u64 member_id);
+void shard_move_tick(struct shard *s);
+void shard_member_merge(struct shard *s, struct gather *g, struct buf *out);
+
 /* shard_hs.c */
 int shard_hs_open(struct shard *s, struct raft_hard_state *hs);
 void shard_hs_store(struct shard *s, const struct raft_hard_state *hs);
@@ -321,6 +376,7 @@ void shard_hs_close(struct shard *s);
 /* shard_raft.c */
 int shard_propose(struct shard *s, struct sink *k, const struct codec_frame *f, struct span raw);
 void shard_sink_bytes(struct shard *s, struct sink *k, const u8 *frame, u32 len);
+void shard_props_push(struct shard *s, u64 index, u64 term, const struct sink *k, u64 member_id);
 void shard_exec_now(struct shard *s, struct sink *k, const struct codec_frame *f,
                     const union codec_msg_any *m);
 int shard_read_linearizable(struct shard *s, struct sink *k, struct span raw);

@@ -159,10 +159,17 @@ int shard_propose(struct shard *s, struct sink *k, const struct codec_frame *f, 
         shard_sink_error(s, k, status, raft_leader(s->raft), raft_err_str(rc));
         return CONN_FRAME_DONE;
     }
-    u32 at = (s->props_head + s->props_count) % SHARD_PROPOSALS_MAX;
-    s->props[at] = (struct proposal){.index = index, .term = term, .sink = *k};
-    s->props_count++;
+    shard_props_push(s, index, term, k, 0);
     return CONN_FRAME_DONE;
+}
+
+void shard_props_push(struct shard *s, u64 index, u64 term, const struct sink *k, u64 member_id)
+{
+    ASSERT(s->props_count < SHARD_PROPOSALS_MAX);
+    u32 at = (s->props_head + s->props_count) % SHARD_PROPOSALS_MAX;
+    s->props[at] = (struct proposal){.index = index, .term = term, .sink = *k,
+                                     .member_id = member_id};
+    s->props_count++;
 }
 
 /* Proposals whose index passed without their entry: another leader's entry took the index, so
@@ -424,6 +431,9 @@ void shard_raft_tick(struct shard *s)
 {
     raft_tick(s->raft);
     shard_fwd_tick(s);
+    shard_move_tick(s);
+    shard_balance_tick(s);
+    shard_publish(s);
 }
 
 bool shard_raft_busy(const struct shard *s)

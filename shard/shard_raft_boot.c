@@ -146,6 +146,7 @@ static int shard_raft_settle(struct shard *s)
 int shard_raft_boot(struct shard *s, u64 snapshot_index)
 {
     if (boot_alloc(s) != 0) return -1;
+    shard_member_info_init(s);
     struct raft_snapshot_meta meta;
     struct raft_restore rs = {0};
     struct raft_conf conf;
@@ -226,6 +227,14 @@ void shard_apply_conf(struct shard *s, const struct raft_entry *e)
         return;
     }
     shard_peer_conf_change(s, &cc);
+    if (cc.type != RAFT_CC_REMOVE && cc.context_len > 0) {
+        char ctx[RAFT_CONF_CONTEXT_MAX + 1];
+        memcpy(ctx, cc.context, cc.context_len);
+        ctx[cc.context_len] = '\0';
+        char *eq = strchr(ctx, '=');
+        if (eq) *eq = '\0';
+        shard_member_info_set(s, cc.id, ctx, eq ? eq + 1 : "");
+    }
     if (!s->node->config.quiet)
         node_log("raft", "shard %u: membership change at index %llu: %s member %016llx", s->id,
                  (unsigned long long)e->index,

@@ -97,8 +97,8 @@ static int shard_hello(struct shard *s, struct conn *c, const struct codec_frame
     u16 version = m.hello_request.version < CODEC_PROTOCOL_VERSION ? m.hello_request.version
                                                                    : CODEC_PROTOCOL_VERSION;
     struct codec_hello_reply o = {.version = version,
-                                  .features = 0,
-                                  .cluster_id = s->node->config.member_id,
+                                  .features = m.hello_request.features & CODEC_FEATURE_MEMBER,
+                                  .cluster_id = shard_cluster_id(&s->node->config),
                                   .shard_count = (u16)s->node->config.shard_count,
                                   .shard_map_version = s->map.version,
                                   .frame_size_max = s->host.frame_size_max,
@@ -129,8 +129,8 @@ static int shard_map_reply(struct shard *s, struct conn *c, const struct codec_f
     codec_list_begin(&lb, codec_field_find(&codec_msg_shard_map_reply, "shards"), &o.shards,
                      scratch);
     for (u32 r = 0; r < s->map.shard_count; r++) {
-        struct codec_shard_range e = {.shard_id = s->map.shard_of[r],
-                                      .leader_id = s->node->config.member_id};
+        struct codec_shard_range e = {.shard_id = s->map.shard_of[r]};
+        e.leader_id = shard_pub_leader(s->node, e.shard_id);
         e.port = (u16)(s->node->client_port + 1 + e.shard_id);
         router_range_bounds(&s->map, r, &e.start_key, &e.end_key);
         if (codec_list_add(&lb, &e) != 0) return shard_error(s, c, f, CODEC_S_INTERNAL, 0, NULL);
@@ -156,7 +156,7 @@ void shard_own_status(struct shard *s, struct codec_shard_status *out)
                                        .memory_bytes = st.memory.reserved_bytes,
                                        .wal_bytes = shard_wal_bytes(s),
                                        .connections = s->host.open_count,
-                                       .raft_leader_id = s->node->config.member_id};
+                                       .raft_leader_id = raft_leader(s->raft)};
 }
 
 static int shard_status_encode(struct shard *s, struct conn *c, u64 request_id,
@@ -188,6 +188,7 @@ static int shard_status_encode(struct shard *s, struct conn *c, u64 request_id,
 int shard_submit(struct shard *s, struct sink *k, const struct codec_frame *f,
                  const union codec_msg_any *m, struct span raw)
 {
+    if (shard_is_member_op(f->opcode)) return shard_member_op(s, k, f, m, raw);
     if (shard_is_write(f->opcode)) {
         if (f->opcode == CODEC_OP_COMPACT && shard_snap_blocks_compaction(s))
             return CONN_FRAME_AGAIN;
@@ -350,6 +351,12 @@ static void gather_finish(struct shard *s, struct gather *g)
         shard_status_encode(s, c, g->request_id, g->status, g->parts_total, 0);
         return gather_free(g);
     }
+    if (shard_is_member_op(g->opcode)) {
+        shard_member_merge(s, g, conn_reply_begin(c));
+        if (!buf_ok(&c->acc)) conn_close(c);
+        else conn_reply_end(c, 0);
+        return gather_free(g);
+    }
     struct codec_frame f;
     size_t size;
     union codec_msg_any m;
@@ -420,6 +427,27 @@ static int shard_gather_range(struct shard *s, struct conn *c, const struct code
             shard_gather_part(s, g, i, span_make(NULL, 0)); /* merge answers INTERNAL */
     }
     return CONN_FRAME_DONE;
+}
+
+/* Membership requests: MEMBER_LIST and ENDPOINT_STATUS are answered here; MOVE_LEADER of one
+ * shard goes to that shard; the rest fan out to every shard (shard_member.c merges). */
+static int shard_member_route(struct shard *s, struct conn *c, const struct codec_frame *f,
+                              union codec_msg_any *m, struct span raw)
+{
+    struct sink k = {.kind = SINK_CONN, .opcode = f->opcode, .request_id = f->request_id, .c = c};
+    if (f->opcode == CODEC_OP_MEMBER_LIST || f->opcode == CODEC_OP_ENDPOINT_STATUS)
+        return shard_submit(s, &k, f, m, raw);
+    struct router_shards all = {.count = s->node->config.shard_count};
+    for (u32 i = 0; i < all.count; i++) all.shard[i] = (u16)i;
+    if (f->opcode == CODEC_OP_MOVE_LEADER && m->move_leader_request.shard != CODEC_SHARD_NONE) {
+        u32 target = m->move_leader_request.shard;
+        if (target >= all.count) return shard_error(s, c, f, CODEC_S_INVALID, target, NULL);
+        if (target == s->id) return shard_submit(s, &k, f, m, raw);
+        if (!shard_can_send(s, target, 1)) return CONN_FRAME_AGAIN;
+        return shard_forward(s, c, target, raw, NULL, 0) ? CONN_FRAME_DONE : CONN_FRAME_AGAIN;
+    }
+    if (all.count == 1) return shard_submit(s, &k, f, m, raw);
+    return shard_gather_range(s, c, f, m, raw, &all);
 }
 
 static int shard_gather_status(struct shard *s, struct conn *c, const struct codec_frame *f)
@@ -503,6 +531,7 @@ int shard_on_frame(void *ctx, struct conn *c, const struct codec_frame *f, struc
         }
         return shard_gather_status(s, c, f);
     }
+    if (shard_is_member_op(f->opcode)) return shard_member_route(s, c, f, &m, raw);
     return shard_kv(s, c, f, &m, raw);
 }
 
