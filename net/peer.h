@@ -57,9 +57,10 @@
  * peer_send, peer_add and peer_remove; never peer_destroy. on_message's bytes are borrowed
  * until it returns.
  *
- * Contract: the owner thread of the loop only. peer_destroy is called outside loop_run_turn;
- * it shuts every connection down, cancels its ops and turns the loop (at most about two seconds)
- * until none is in flight, so other modules' completions may run meanwhile.
+ * Contract: the owner thread of the loop only. peer_destroy is called outside loop_run_turn
+ * and before loop_destroy; it shuts every connection down, cancels its ops and turns the loop
+ * (at most about two seconds) until none is in flight, so other modules' completions may run
+ * meanwhile.
  */
 #ifndef KEEL_NET_PEER_H
 #define KEEL_NET_PEER_H

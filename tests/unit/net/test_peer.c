@@ -9,7 +9,8 @@
  * nothing may be lost, strictly increasing where a test drops connections).
  *
  *  - loop_connect_recv: connect to a listener, recv what the server sends; refused connect.
- *  - in_order: a random mesh workload (KEEL_SEED), every message arrives once, in order.
+ *  - in_order: a random mesh workload (KEEL_SEED), every message arrives once, in order; again
+ *    on loops in the PLAIN fallback mode.
  *  - batching: 100 sends in one turn leave in one write.
  *  - big_message: 4 MiB messages both ways, with small ones before and after.
  *  - restart: one side destroyed mid-traffic and recreated on the same port: the others get
@@ -23,6 +24,9 @@
  *    the gaps between dials are in [b/2, b] with b doubling from min to max.
  *  - silent_connection_times_out: an inbound connection without a hello is closed once
  *    connect_timeout_ms has passed (not before).
+ *  - churn: a seeded random mix (KEEL_SEED) of sends of every size, removals and re-adds,
+ *    restarts and garbage connections; seqs stay ordered throughout, and at the end the mesh
+ *    reconnects and delivers.
  *  - garbage: a bad hello, a bad frame length after a good hello, and a silent connection
  *    are closed (counted), and only they: the mesh keeps working.
  */
@@ -68,6 +72,7 @@ struct node {
 
 static struct node nodes[NODES_MAX];
 static u32 queue_bytes_max; /* 0: the default */
+static u32 loop_flags;      /* LOOP_CONFIG_* of the loops */
 
 static double now_ms(void)
 {
@@ -133,7 +138,7 @@ static void config_for(struct peer_config *c, struct node *n, u64 cluster_id)
 static void node_start_with(struct node *n, const struct peer_config *c)
 {
     if (n->loop == NULL) {
-        struct loop_config lc = {.sq_entries = 64, .flags = 0};
+        struct loop_config lc = {.sq_entries = 64, .flags = loop_flags};
         cr_assert_eq(loop_create(&lc, &n->loop), 0);
     }
     int rc = peer_create(n->loop, c, &n->t);
@@ -158,6 +163,7 @@ static void node_stop(struct node *n)
 static void nodes_fini(void)
 {
     queue_bytes_max = 0;
+    loop_flags = 0;
     for (int i = 0; i < NODES_MAX; i++) {
         if (nodes[i].t) node_stop(&nodes[i]);
         if (nodes[i].loop) loop_destroy(nodes[i].loop);
@@ -324,9 +330,8 @@ Test(peer, loop_connect_recv)
 
 /* ---- delivery -------------------------------------------------------------------------------- */
 
-Test(peer, in_order)
+static void in_order(void)
 {
-    rng_seed("peer.in_order");
     mesh_start(3);
     u64 sent[NODES_MAX][NODES_MAX + 1] = {{0}};
     for (int round = 0; round < 200; round++) {
@@ -356,6 +361,21 @@ Test(peer, in_order)
         cr_assert_eq(s.connects, 2);
         cr_assert_eq(s.messages_sent, sent[i][1] + sent[i][2] + sent[i][3]);
     }
+}
+
+Test(peer, in_order)
+{
+    rng_seed("peer.in_order");
+    in_order();
+}
+
+/* The same on loops without task-running flags (completions posted from the kernel's side). */
+Test(peer, in_order_plain_loop)
+{
+    rng_seed("peer.in_order_plain_loop");
+    loop_flags = LOOP_CONFIG_NO_DEFER_TASKRUN | LOOP_CONFIG_NO_COOP_TASKRUN;
+    in_order();
+    cr_assert_eq(loop_mode(nodes[0].loop), LOOP_MODE_PLAIN);
 }
 
 Test(peer, batching)
@@ -720,4 +740,92 @@ Test(peer, backoff_fake_time)
     }
     cr_assert_eq(peer_stats(t).connects, 0);
     cr_assert_eq(peer_stats(t).unreachable, 6);
+}
+
+/* ---- churn ----------------------------------------------------------------------------------- */
+
+static bool in_table[NODES_MAX][NODES_MAX];
+
+static void churn_restart(int i)
+{
+    u16 port = nodes[i].port;
+    node_stop(&nodes[i]);
+    node_start(&nodes[i], (u64)i + 1, CLUSTER_ID);
+    cr_assert_eq(nodes[i].port, port);
+    for (int j = 0; j < 3; j++) {
+        in_table[i][j] = i != j;
+        if (i != j) cr_assert_eq(peer_add(nodes[i].t, (u64)j + 1, LOCALHOST, nodes[j].port), 0);
+    }
+}
+
+static void churn_garbage(int i)
+{
+    int fd = raw_connect(nodes[i].port);
+    u8 junk[100];
+    for (u32 k = 0; k < sizeof(junk); k++) junk[k] = (u8)rng_next();
+    size_t len = 1 + rng_below(sizeof(junk));
+    if (rng_below(2) == 0) hello_make(junk, 4, (u64)i + 1); /* a good hello, then junk */
+    (void)send(fd, junk, len, MSG_NOSIGNAL);
+    close(fd);
+}
+
+static void churn_step(void)
+{
+    int i = (int)rng_below(3);
+    int j = (int)((i + 1 + (int)rng_below(2)) % 3);
+    u64 action = rng_below(100);
+    if (action < 70) {
+        for (u64 m = rng_below(20); m > 0; m--) {
+            u32 len = 8 + (u32)rng_below(rng_below(50) == 0 ? (3u << 20) : 20000);
+            int rc = send_msg(i, (u64)j + 1, len);
+            cr_assert(rc == PEER_OK || rc == PEER_ENOTCONN || rc == PEER_EFULL ||
+                          (rc == PEER_EUNKNOWN && !in_table[i][j]),
+                      "send: %s", peer_err_str(rc));
+        }
+    } else if (action < 78) {
+        int rc = in_table[i][j] ? peer_remove(nodes[i].t, (u64)j + 1)
+                                : peer_add(nodes[i].t, (u64)j + 1, LOCALHOST, nodes[j].port);
+        cr_assert_eq(rc, PEER_OK, "%s", peer_err_str(rc));
+        in_table[i][j] = !in_table[i][j];
+    } else if (action < 81) {
+        churn_restart(i);
+    } else if (action < 86) {
+        churn_garbage(i);
+    }
+    for (u64 turns = 1 + rng_below(5); turns > 0; turns--) nodes_turn(3);
+}
+
+Test(peer, churn)
+{
+    rng_seed("peer.churn");
+    mesh_start(3);
+    for (int i = 0; i < 3; i++) {
+        nodes[i].strict = false; /* failures drop what was queued */
+        for (int j = 0; j < 3; j++) in_table[i][j] = i != j;
+    }
+    for (int step = 0; step < 400; step++) churn_step();
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (i != j && !in_table[i][j])
+                cr_assert_eq(peer_add(nodes[i].t, (u64)j + 1, LOCALHOST, nodes[j].port), 0);
+    run_until(3, mesh_connected, NULL, "the mesh to reconnect after the churn");
+    u64 before[NODES_MAX][NODES_MAX + 1] = {{0}};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) before[j][i + 1] = nodes[j].received[i + 1];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            if (i != j) cr_assert_eq(send_msg(i, (u64)j + 1, 64), PEER_OK);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            if (i == j) continue;
+            struct want w = {j, (u64)i + 1, before[j][i + 1] + 1};
+            run_until(3, got_count, &w, "a message on every pair after the churn");
+        }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(nodes[i].errors, 0);
+        struct peer_stats st = peer_stats(nodes[i].t);
+        fprintf(stderr, "churn node %d: dials %llu connects %llu refused %llu dropped %llu\n", i,
+                (unsigned long long)st.dials, (unsigned long long)st.connects,
+                (unsigned long long)st.refused_handshakes, (unsigned long long)st.messages_dropped);
+    }
 }
