@@ -23,9 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-void keel_mem_free(void *chain);
-void *keel_mem_copy(void **chain, const void *src, size_t n);
-
 static_assert((int)KEEL_STATUS_INTERNAL == (int)CODEC_S_INTERNAL, "mirrors codec_status");
 static_assert((int)KEEL_STATUS_WRONG_SHARD == (int)CODEC_S_WRONG_SHARD, "mirrors codec_status");
 static_assert((int)KEEL_STATUS_TOO_MANY_CONNECTIONS == (int)CODEC_S_TOO_MANY_CONNECTIONS,
@@ -284,8 +281,9 @@ static int submit_on(keel_client *c, u16 conn, u16 opcode, const void *args, kee
 static int submit(keel_client *c, u16 opcode, const void *args, keel_callback cb, void *ctx,
                   u64 *id_out)
 {
-    if (c == NULL || (args == NULL && opcode != CODEC_OP_STATUS && opcode != CODEC_OP_SHARD_MAP))
-        return KEEL_STATUS_ARG;
+    bool no_args = opcode == CODEC_OP_STATUS || opcode == CODEC_OP_SHARD_MAP ||
+                   opcode == CODEC_OP_ENDPOINT_STATUS;
+    if (c == NULL || (args == NULL && !no_args)) return KEEL_STATUS_ARG;
     u16 conn = route(c, opcode, args);
     if (conn != 0 && c->conns[conn].fd < 0) conn = 0; /* shard link lost: router */
     return submit_on(c, conn, opcode, args, cb, ctx, id_out);
@@ -349,6 +347,7 @@ static void hello_apply(keel_client *c, const struct codec_hello_reply *h, u64 m
     in->in_flight_max = h->in_flight_max;
     in->watches_max = h->watches_max;
     in->member_id = member_id;
+    if (c->ep_cur < c->eps_len) c->eps[c->ep_cur].member_id = member_id;
 }
 
 /* Handles one reply frame of connection i; <0 when the connection must close. */
@@ -552,8 +551,7 @@ static void hello_apply(keel_client *c, const struct codec_hello_reply *h, u64 m
 
 /* Submits on conn (or routed when conn < 0) and polls until the reply or the timeout. The
  * result's memory is kept: sync_done copies the struct, the block moves to c->sync_mem. */
-static int sync_call(keel_client *c, int conn, u16 opcode, const void *args,
-                     struct keel_result *out)
+int keel_sync_call(keel_client *c, int conn, u16 opcode, const void *args, struct keel_result *out)
 {
     if (c == NULL || out == NULL) return KEEL_STATUS_ARG;
     keel_release(c);
@@ -585,37 +583,37 @@ static int sync_call(keel_client *c, int conn, u16 opcode, const void *args,
 
 int keel_put(keel_client *c, const struct keel_put_args *a, struct keel_result *out)
 {
-    return sync_call(c, -1, CODEC_OP_PUT, a, out);
+    return keel_sync_follow(c, CODEC_OP_PUT, a, out);
 }
 
 int keel_get(keel_client *c, const struct keel_range_args *a, struct keel_result *out)
 {
-    return sync_call(c, -1, CODEC_OP_RANGE, a, out);
+    return keel_sync_follow(c, CODEC_OP_RANGE, a, out);
 }
 
 int keel_delete(keel_client *c, const struct keel_delete_args *a, struct keel_result *out)
 {
-    return sync_call(c, -1, CODEC_OP_DELETE_RANGE, a, out);
+    return keel_sync_follow(c, CODEC_OP_DELETE_RANGE, a, out);
 }
 
 int keel_txn(keel_client *c, const struct keel_txn_args *a, struct keel_result *out)
 {
-    return sync_call(c, -1, CODEC_OP_TXN, a, out);
+    return keel_sync_follow(c, CODEC_OP_TXN, a, out);
 }
 
 int keel_compact(keel_client *c, const struct keel_compact_args *a, struct keel_result *out)
 {
-    return sync_call(c, -1, CODEC_OP_COMPACT, a, out);
+    return keel_sync_follow(c, CODEC_OP_COMPACT, a, out);
 }
 
 int keel_status(keel_client *c, struct keel_result *out)
 {
-    return sync_call(c, -1, CODEC_OP_STATUS, NULL, out);
+    return keel_sync_follow(c, CODEC_OP_STATUS, NULL, out);
 }
 
 int keel_shard_map(keel_client *c, struct keel_result *out)
 {
-    return sync_call(c, -1, CODEC_OP_SHARD_MAP, NULL, out);
+    return keel_sync_follow(c, CODEC_OP_SHARD_MAP, NULL, out);
 }
 
 /* ---- connect ------------------------------------------------------------------------------ */
@@ -646,7 +644,7 @@ static int map_refresh(keel_client *c)
 {
     struct keel_result res;
     c->map_stale = false;
-    int rc = sync_call(c, 0, CODEC_OP_SHARD_MAP, NULL, &res);
+    int rc = keel_sync_call(c, 0, CODEC_OP_SHARD_MAP, NULL, &res);
     if (rc != 0) return rc;
     routes_free(c);
     const struct keel_shard_map_result *m = &res.u.shard_map;
@@ -672,7 +670,7 @@ static int hello(keel_client *c, u16 i)
 {
     struct keel_result res;
     static const int no_args = 0; /* HELLO's body comes from the codec constants */
-    return sync_call(c, i, CODEC_OP_HELLO, &no_args, &res);
+    return keel_sync_call(c, i, CODEC_OP_HELLO, &no_args, &res);
 }
 
 static u16 conn_for_port(keel_client *c, u16 port)
@@ -685,7 +683,7 @@ static u16 conn_for_port(keel_client *c, u16 port)
     u16 i = c->conns_len++;
     c->conns[i].fd = fd;
     c->conns[i].port = port;
-    buf_init_dynamic(&c->conns[i].out, 4096);
+    if (c->conns[i].out.ptr == NULL) buf_init_dynamic(&c->conns[i].out, 4096); /* after a move */
     if (hello(c, i) != 0) {
         conn_drop(c, i, KEEL_STATUS_CLOSED);
         return 0;
@@ -727,29 +725,92 @@ static int pend_size(keel_client *c, u32 cap, u32 conns_max)
     return 0;
 }
 
-/* Tries "a.b.c.d:port" endpoints in order; 0 and the router connection open, or an error. */
-static int connect_router(keel_client *c, const char *endpoints)
+/* Parses "a.b.c.d:port[,a.b.c.d:port...]" into c->eps; 0 or KEEL_STATUS_ARG. */
+static int endpoints_parse(keel_client *c, const char *endpoints)
 {
     const char *p = endpoints;
+    c->eps_len = 0;
+    /* Bounded by the string, and by KEEL_ENDPOINTS_MAX entries (more is an error). */
     while (*p != 0) {
-        char host[64];
-        unsigned port = 0;
-        int used = 0;
-        if (sscanf(p, "%63[^:,]:%u%n", host, &port, &used) != 2 || port == 0 || port > 65535)
-            return KEEL_STATUS_ARG;
-        struct in_addr a;
-        if (inet_pton(AF_INET, host, &a) != 1) return KEEL_STATUS_ARG;
-        p += used;
+        size_t len = strcspn(p, ",");
+        if (c->eps_len == KEEL_ENDPOINTS_MAX) return KEEL_STATUS_ARG;
+        struct keel_endpoint *e = &c->eps[c->eps_len];
+        if (keel_addr_parse(p, len, &e->host_be, &e->port) != 0) return KEEL_STATUS_ARG;
+        e->member_id = 0;
+        c->eps_len++;
+        p += len;
         if (*p == ',') p++;
-        int fd = tcp_open(a.s_addr, (u16)port);
-        if (fd < 0) continue;
-        c->host_be = a.s_addr;
-        c->conns[0].fd = fd;
-        c->conns[0].port = (u16)port;
-        c->conns_len = 1;
-        return 0;
     }
+    return c->eps_len > 0 ? 0 : KEEL_STATUS_ARG;
+}
+
+/* Opens the router connection to endpoint i; 0 or KEEL_STATUS_CONNECT. */
+static int router_open(keel_client *c, u16 i)
+{
+    ASSERT(i < c->eps_len);
+    ASSERT(c->conns_len == 0 || c->conns[0].fd < 0);
+    int fd = tcp_open(c->eps[i].host_be, c->eps[i].port);
+    if (fd < 0) return KEEL_STATUS_CONNECT;
+    c->host_be = c->eps[i].host_be;
+    c->conns[0].fd = fd;
+    c->conns[0].port = c->eps[i].port;
+    c->conns_len = 1;
+    c->ep_cur = i;
+    return 0;
+}
+
+/* Tries the endpoints in order; 0 and the router connection open, or an error. */
+static int connect_router(keel_client *c, const char *endpoints)
+{
+    int rc = endpoints_parse(c, endpoints);
+    if (rc != 0) return rc;
+    c->ep_cur = c->eps_len;
+    for (u16 i = 0; i < c->eps_len; i++)
+        if (router_open(c, i) == 0) return 0;
     return KEEL_STATUS_CONNECT;
+}
+
+/* The endpoint index of host:port, added to the list when it is not there (a member learned
+ * from MEMBER_LIST); eps_len when the list is full. */
+static u16 endpoint_index(keel_client *c, u32 host_be, u16 port)
+{
+    for (u16 i = 0; i < c->eps_len; i++)
+        if (c->eps[i].host_be == host_be && c->eps[i].port == port) return i;
+    if (c->eps_len == KEEL_ENDPOINTS_MAX) return c->eps_len;
+    c->eps[c->eps_len] = (struct keel_endpoint){.host_be = host_be, .port = port};
+    return c->eps_len++;
+}
+
+int keel_move(keel_client *c, u32 host_be, u16 port)
+{
+    ASSERT(c != NULL);
+    ASSERT(c->pending == 0);
+    keel_release(c);
+    for (u16 i = 0; i < c->conns_len; i++) conn_drop(c, i, KEEL_STATUS_CLOSED);
+    routes_free(c);
+    c->conns_len = 0;
+    c->map_stale = false;
+    u16 e = endpoint_index(c, host_be, port);
+    if (e == c->eps_len) return KEEL_STATUS_CONNECT;
+    int rc = router_open(c, e);
+    if (rc == 0) rc = hello(c, 0);
+    if (rc == 0 && c->info.version != CODEC_PROTOCOL_VERSION) rc = KEEL_STATUS_BAD_VERSION;
+    if (rc == 0 && c->opt.shard_aware && c->info.shard_count > 1) rc = map_refresh(c);
+    if (rc != 0) {
+        for (u16 i = 0; i < c->conns_len; i++) conn_drop(c, i, KEEL_STATUS_CLOSED);
+        c->conns_len = 0;
+    }
+    return rc;
+}
+
+int keel_endpoint_current(const keel_client *c, char *buf, size_t cap)
+{
+    if (c == NULL || buf == NULL || c->ep_cur >= c->eps_len) return KEEL_STATUS_ARG;
+    char host[INET_ADDRSTRLEN];
+    struct in_addr a = {.s_addr = c->eps[c->ep_cur].host_be};
+    inet_ntop(AF_INET, &a, host, sizeof(host));
+    int n = snprintf(buf, cap, "%s:%u", host, (unsigned)c->eps[c->ep_cur].port);
+    return n < 0 || (size_t)n >= cap ? KEEL_STATUS_ARG : n;
 }
 
 static int connect_steps(keel_client *c, const char *endpoints)
@@ -804,6 +865,7 @@ void keel_close(keel_client *c)
     for (int i = 0; i < 3; i++) buf_free(&c->scratch[i]);
     routes_free(c);
     keel_release(c);
+    free(c->members);
     free(c->pend);
     free(c->free_slots);
     free(c);

@@ -35,6 +35,24 @@
  *    marks the map stale and the next sync call refreshes it.
  *  - Limits: keys, values and Txn lists are checked against the server's HELLO limits
  *    before sending (KEY_TOO_LARGE, VALUE_TOO_LARGE, TOO_MANY_OPS locally).
+ *  - Several endpoints ("127.0.0.1:2379,127.0.0.1:2479", the members of one cluster): the
+ *    client talks to one member at a time (the current endpoint) and, in sync calls only:
+ *      * NOT_LEADER with a nonzero detail (the leader's member id; the request was not
+ *        executed): the client finds that member's client URL (the endpoint whose HELLO
+ *        named that id, else MEMBER_LIST when the server grants the MEMBER feature, else
+ *        by trying the other endpoints' HELLOs), moves its connections there and sends the
+ *        request again, at most redirects_max times per call;
+ *      * UNAVAILABLE, LEADER_CHANGED, GOAWAY or a lost connection: an idempotent read of
+ *        cluster data (RANGE, SHARD_MAP, MEMBER_LIST) is sent again on the next endpoint
+ *        after a backoff (backoff_ms, doubled each time), at most retries_max times. A write is
+ * never re-sent on these: its outcome may be unknown, so the status goes to the caller
+ * (KEEL_STATUS_CLOSED: read back before retrying);
+ *      * a sync call that finds the current connection lost reconnects first (the current
+ *        endpoint, then the others in order).
+ *    Moving needs a client with no async request pending (else the status is returned as
+ *    is). Async calls never redirect: their callbacks see NOT_LEADER (keel_follow_leader
+ *    moves the client once its requests are drained). With one endpoint, none of this
+ *    happens: every status goes to the caller.
  */
 #ifndef KEEL_CLIENT_KEEL_H
 #define KEEL_CLIENT_KEEL_H
@@ -82,6 +100,15 @@ enum keel_status {
     KEEL_STATUS_UNAVAILABLE = 131,
     KEEL_STATUS_SHUTTING_DOWN = 132,
     KEEL_STATUS_INTERNAL = 133,
+    KEEL_STATUS_MEMBER_NOT_FOUND = 134,
+    KEEL_STATUS_MEMBER_EXISTS = 135,
+    KEEL_STATUS_CONF_CHANGE_PENDING = 136,
+    KEEL_STATUS_TOO_MANY_MEMBERS = 137,
+    KEEL_STATUS_MEMBER_IS_LEARNER = 138,
+    KEEL_STATUS_MEMBER_NOT_LEARNER = 139,
+    KEEL_STATUS_LEARNER_NOT_READY = 140,
+    KEEL_STATUS_LEADER_TRANSFER_FAILED = 141,
+    KEEL_STATUS_LEADER_CHANGED = 142,
     /* client-side */
     KEEL_STATUS_CLOSED = -1,      /* connection lost: outcome of a write unknown */
     KEEL_STATUS_TIMEOUT = -2,     /* no reply within timeout_ms (the request may still run) */
@@ -106,14 +133,25 @@ struct keel_options {
     int timeout_ms;         /* sync calls and connect; 0 = 5000 */
     uint32_t in_flight_max; /* per connection; 0 = the server's limit */
     bool shard_aware;       /* connect to shard ports and route by key */
+    int redirects_max;      /* NOT_LEADER hops one sync call follows; 0 = 3, < 0 = none */
+    int retries_max;        /* re-sends of an idempotent sync read; 0 = 3, < 0 = none */
+    int backoff_ms;         /* wait before the first re-send, doubled after; 0 = 50 */
 };
 
 void keel_options_default(struct keel_options *o);
 
-/* Connects to the first reachable endpoint of "host:port[,host:port...]" (numeric IPv4),
- * sends HELLO and waits for its reply; with shard_aware, fetches the shard map and opens
- * the shard connections. options may be NULL (defaults). */
+/* Connects to the first reachable endpoint of "host:port[,host:port...]" (numeric IPv4, at
+ * most KEEL_ENDPOINTS_MAX), sends HELLO and waits for its reply; with shard_aware, fetches
+ * the shard map and opens the shard connections. options may be NULL (defaults). The other
+ * endpoints are kept for leader following and retries (contract above). */
+#define KEEL_ENDPOINTS_MAX 16
 int keel_connect(const char *endpoints, const struct keel_options *options, keel_client **out);
+/* The endpoint the client talks to now ("127.0.0.1:2379") into buf; its length, or < 0. */
+int keel_endpoint_current(const keel_client *c, char *buf, size_t cap);
+/* Moves the client's connections to the member member_id (found as for NOT_LEADER). 0, or
+ * KEEL_STATUS_FULL when async requests are pending, KEEL_STATUS_MEMBER_NOT_FOUND when no
+ * endpoint or member list names it, a connect status. For async callers (keelbench). */
+int keel_follow_leader(keel_client *c, uint64_t member_id);
 /* Closes every connection; pending async requests get KEEL_STATUS_CLOSED callbacks. */
 void keel_close(keel_client *c);
 /* Frees the memory of the last sync result (also freed by the next sync call). */
@@ -215,6 +253,75 @@ struct keel_shard_map_result {
     size_t shards_len;
 };
 
+/* Member operations (feature MEMBER, protocol.md "Members and cluster"). */
+struct keel_str {
+    const char *ptr; /* len bytes, not NUL-terminated */
+    size_t len;
+};
+struct keel_member {
+    uint64_t id;
+    bool is_learner;
+    struct keel_str name; /* empty until an added member first starts */
+    struct keel_str *peer_urls;
+    size_t peer_urls_len;
+    struct keel_str *client_urls; /* "http://127.0.0.1:2379": its router port */
+    size_t client_urls_len;
+};
+struct keel_shard_leader {
+    uint16_t shard_id;
+    uint64_t leader_id; /* 0: none known */
+    uint64_t raft_term;
+};
+/* MEMBER_LIST, MEMBER_ADD, MEMBER_REMOVE, MEMBER_PROMOTE. */
+struct keel_members_result {
+    uint64_t member_id;  /* MEMBER_ADD: the new member's id */
+    uint64_t cluster_id; /* MEMBER_LIST */
+    struct keel_member *members;
+    size_t members_len;
+    struct keel_shard_leader *shards; /* MEMBER_LIST: every shard's leader */
+    size_t shards_len;
+};
+struct keel_shard_move {
+    uint16_t shard_id;
+    int status; /* 0: target_id leads it now */
+    uint64_t leader_id, raft_term;
+};
+struct keel_move_leader_result {
+    struct keel_shard_move *shards;
+    size_t shards_len;
+};
+enum keel_raft_role {
+    KEEL_ROLE_FOLLOWER = 0,
+    KEEL_ROLE_CANDIDATE = 1,
+    KEEL_ROLE_LEADER = 2,
+    KEEL_ROLE_LEARNER = 3,
+};
+enum keel_progress_state {
+    KEEL_PROGRESS_PROBE = 0,
+    KEEL_PROGRESS_REPLICATE,
+    KEEL_PROGRESS_SNAPSHOT
+};
+struct keel_peer_progress {
+    uint64_t member_id;
+    bool is_learner, recent_active;
+    enum keel_progress_state state;
+    uint64_t match_index, next_index; /* lag = the shard's raft_last_index - match_index */
+};
+struct keel_shard_raft {
+    uint16_t shard_id;
+    enum keel_raft_role role;
+    uint64_t leader_id, raft_term, raft_commit_index, raft_applied_index, raft_last_index;
+    int64_t revision;
+    struct keel_peer_progress *progress; /* the leader's view of the others; else none */
+    size_t progress_len;
+};
+struct keel_endpoint_status_result {
+    struct keel_str name;
+    bool is_learner;
+    struct keel_shard_raft *shards;
+    size_t shards_len;
+};
+
 /* Every reply: header and error always; the opcode's member when status is OK. */
 struct keel_result {
     uint16_t opcode; /* the request's opcode (protocol.md) */
@@ -227,6 +334,9 @@ struct keel_result {
         struct keel_txn_result txn;
         struct keel_status_result status;
         struct keel_shard_map_result shard_map;
+        struct keel_members_result members; /* the four MEMBER_* opcodes */
+        struct keel_move_leader_result move_leader;
+        struct keel_endpoint_status_result endpoint_status;
     } u;
 };
 
@@ -310,6 +420,15 @@ struct keel_compact_args {
     bool physical;
 };
 
+struct keel_member_add_args {
+    struct keel_str name; /* may be empty */
+    const struct keel_str *peer_urls;
+    size_t peer_urls_len; /* >= 1 */
+    const struct keel_str *client_urls;
+    size_t client_urls_len;
+    bool as_learner;
+};
+
 /* ---- sync API: result memory owned by the client until its next call -------------------- */
 
 int keel_put(keel_client *c, const struct keel_put_args *a, struct keel_result *out);
@@ -319,6 +438,18 @@ int keel_txn(keel_client *c, const struct keel_txn_args *a, struct keel_result *
 int keel_compact(keel_client *c, const struct keel_compact_args *a, struct keel_result *out);
 int keel_status(keel_client *c, struct keel_result *out);
 int keel_shard_map(keel_client *c, struct keel_result *out);
+/* Member operations: need the MEMBER feature (keel_server_info()->features bit 2), else
+ * UNKNOWN_OPCODE from the server. Membership changes are not re-sent after a lost connection
+ * (list the members, then decide); NOT_LEADER is followed as for any request. */
+#define KEEL_FEATURE_MEMBER (UINT64_C(1) << 2)
+int keel_member_list(keel_client *c, bool linearizable, struct keel_result *out);
+int keel_member_add(keel_client *c, const struct keel_member_add_args *a, struct keel_result *out);
+int keel_member_remove(keel_client *c, uint64_t member_id, struct keel_result *out);
+int keel_member_promote(keel_client *c, uint64_t member_id, struct keel_result *out);
+/* shard 65535: every shard the current member leads. */
+int keel_move_leader(keel_client *c, uint16_t shard, uint64_t target_id, struct keel_result *out);
+/* The current member's own Raft state (not followed to a leader: it is about this member). */
+int keel_endpoint_status(keel_client *c, struct keel_result *out);
 
 /* ---- async API -------------------------------------------------------------------------- */
 

@@ -44,10 +44,28 @@ struct keel_route {
     size_t start_len, end_len;
 };
 
+/* One endpoint of keel_connect's list; member_id learned from its HELLO (0: not yet). */
+struct keel_endpoint {
+    u32 host_be; /* network order */
+    u16 port;
+    u64 member_id;
+};
+
+/* A member's client address, from MEMBER_LIST (its first client URL that parses). */
+struct keel_member_addr {
+    u64 id;
+    u32 host_be;
+    u16 port;
+};
+
 struct keel_client {
     struct keel_options opt;
     struct keel_server_info info;
     u32 host_be; /* router address, network order */
+    struct keel_endpoint eps[KEEL_ENDPOINTS_MAX];
+    u16 eps_len, ep_cur; /* ep_cur: the endpoint conns[0] talks to, or eps_len when none did */
+    struct keel_member_addr *members; /* cache of the last MEMBER_LIST; NULL: none */
+    u16 members_len;
     struct keel_conn conns[KEEL_CONNS_MAX];
     u16 conns_len;
     struct keel_pend *pend;
@@ -63,7 +81,28 @@ struct keel_client {
     u64 callbacks_run; /* requests finished (called back or, after a sync timeout, dropped) */
 };
 
+/* keel.c: the sync call on conn (routed when conn < 0), without following; the result's
+ * memory stays in c->sync_mem. */
+int keel_sync_call(keel_client *c, int conn, u16 opcode, const void *args, struct keel_result *out);
+/* Closes every connection (none may be pending) and connects to host:port as keel_connect
+ * does (HELLO, shard map). 0, or a status with every connection closed. */
+int keel_move(keel_client *c, u32 host_be, u16 port);
+
+/* keel_follow.c: keel_sync_call plus the leader following and retries of keel.h. */
+int keel_sync_follow(keel_client *c, u16 opcode, const void *args, struct keel_result *out);
+/* Parses "a.b.c.d:port" or "scheme://a.b.c.d:port[/...]" (len bytes); 0 or KEEL_STATUS_ARG. */
+int keel_addr_parse(const char *s, size_t len, u32 *host_be, u16 *port);
+
+/* keel_member.c: the member opcodes' arguments and results. */
+int keel_member_fill(keel_client *c, u16 opcode, const void *args, union codec_msg_any *m);
+int keel_member_decode(u16 opcode, const struct codec_reply *r, struct keel_result *res,
+                       void **mem);
+
 /* keel_msg.c */
+/* A zeroed block of n bytes chained on *chain (freed with the result); NULL when out of memory. */
+void *keel_mem_alloc(void **chain, size_t n);
+void *keel_mem_copy(void **chain, const void *src, size_t n);
+void keel_mem_free(void *chain);
 int keel_msg_encode(keel_client *c, struct buf *out, u16 opcode, u64 id, const void *args);
 /* Decodes reply frame f (bytes owned by the caller) into res; arrays go in one malloc'd block
  * returned in *mem (NULL when none). 0 or KEEL_STATUS_BAD_REPLY / KEEL_STATUS_NO_MEMORY. */

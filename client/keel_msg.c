@@ -25,7 +25,11 @@ static void *mem_alloc(void **chain, size_t n)
     return m + 1;
 }
 
-void keel_mem_free(void *chain);
+void *keel_mem_alloc(void **chain, size_t n)
+{
+    return mem_alloc(chain, n);
+}
+
 void keel_mem_free(void *chain)
 {
     struct keel_mem *m = chain;
@@ -36,7 +40,6 @@ void keel_mem_free(void *chain)
     }
 }
 
-void *keel_mem_copy(void **chain, const void *src, size_t n);
 void *keel_mem_copy(void **chain, const void *src, size_t n)
 {
     void *p = mem_alloc(chain, n);
@@ -177,9 +180,13 @@ static int msg_fill(keel_client *c, u16 opcode, const void *args, union codec_ms
     case CODEC_OP_HELLO:
         m->hello_request.magic = CODEC_MAGIC;
         m->hello_request.version = CODEC_PROTOCOL_VERSION;
+        m->hello_request.features = CODEC_FEATURE_MEMBER;
         return 0;
+    case CODEC_OP_STATUS:
+    case CODEC_OP_SHARD_MAP:
+        return 0; /* empty bodies */
     default:
-        return 0; /* STATUS, SHARD_MAP: empty bodies */
+        return keel_member_fill(c, opcode, args, m);
     }
 }
 
@@ -355,7 +362,10 @@ int keel_msg_decode(const struct codec_frame *f, const struct codec_reply *r,
         return status_from_codec(&r->body.status_reply, &res->u.status, mem);
     case CODEC_OP_SHARD_MAP:
         return map_from_codec(&r->body.shard_map_reply, &res->u.shard_map, mem);
+    case CODEC_OP_HELLO:
+    case CODEC_OP_COMPACT:
+        return 0; /* HELLO is read by keel.c; COMPACT has no fields */
     default:
-        return 0; /* HELLO (read by keel.c), COMPACT: no fields */
+        return keel_member_decode(f->opcode, r, res, mem);
     }
 }

@@ -132,6 +132,7 @@ enum codec_status {
     CODEC_S_MEMBER_NOT_LEARNER = 139,
     CODEC_S_LEARNER_NOT_READY = 140,
     CODEC_S_LEADER_TRANSFER_FAILED = 141,
+    CODEC_S_LEADER_CHANGED = 142,
 };
 static_assert((int)CODEC_S_OK == (int)KEEL_OK, "mirrors keel_err");
 static_assert((int)CODEC_S_NOMEM == (int)KEEL_ENOMEM, "mirrors keel_err");
@@ -670,7 +671,7 @@ extern const struct codec_enum_desc codec_enum_op_kind;
 extern const struct codec_enum_desc codec_enum_raft_role;
 extern const struct codec_enum_desc codec_enum_progress_state;
 extern const struct codec_opcode_desc codec_opcodes[15];
-extern const struct codec_status_desc codec_statuses[39];
+extern const struct codec_status_desc codec_statuses[40];
 extern const struct codec_limit_desc codec_limits[14];
 
 #ifdef CODEC_GEN_TABLES /* defined by net/codec.c alone: one copy of the data */
@@ -1336,7 +1337,7 @@ const struct codec_opcode_desc codec_opcodes[15] = {
     {CODEC_OP_ENDPOINT_STATUS, "ENDPOINT_STATUS", &codec_msg_endpoint_status_request,
         &codec_msg_endpoint_status_reply},
 };
-const struct codec_status_desc codec_statuses[39] = {
+const struct codec_status_desc codec_statuses[40] = {
     {CODEC_S_OK, false, "OK", "ok"},
     {CODEC_S_NOMEM, false, "NOMEM", "out of memory"},
     {CODEC_S_KEY_EMPTY, false, "KEY_EMPTY", "key is empty"},
@@ -1376,6 +1377,7 @@ const struct codec_status_desc codec_statuses[39] = {
     {CODEC_S_MEMBER_NOT_LEARNER, false, "MEMBER_NOT_LEARNER", "member is not a learner"},
     {CODEC_S_LEARNER_NOT_READY, false, "LEARNER_NOT_READY", "learner not caught up"},
     {CODEC_S_LEADER_TRANSFER_FAILED, false, "LEADER_TRANSFER_FAILED", "leader transfer failed"},
+    {CODEC_S_LEADER_CHANGED, false, "LEADER_CHANGED", "leader changed, outcome unknown"},
 };
 const struct codec_limit_desc codec_limits[14] = {
     {"frame_size_max", CODEC_FRAME_SIZE_MAX, CODEC_S_FRAME_TOO_LARGE},

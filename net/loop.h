@@ -148,6 +148,14 @@ int loop_accept_multishot(struct loop *l, struct loop_completion *c, int listen_
 int loop_recv_multishot(struct loop *l, struct loop_completion *c, int fd, u16 group_id);
 /* One send of len bytes; res is the bytes sent (may be short) or -errno. buf stays alive. */
 int loop_send(struct loop *l, struct loop_completion *c, int fd, const void *buf, u32 len);
+/* One recv of at most len bytes into buf; res is the bytes received, 0 at end of stream, or
+ * -errno. buf stays alive until the CQE. */
+int loop_recv(struct loop *l, struct loop_completion *c, int fd, void *buf, u32 len);
+/* Connects socket fd to sockaddr (a struct sockaddr_in or _in6 of sockaddr_len bytes); res 0
+ * or -errno (-ECONNREFUSED, -ETIMEDOUT, -ECANCELED, ...). sockaddr stays alive and unchanged
+ * until the CQE (a kernel may read it only when the op goes async). */
+int loop_connect(struct loop *l, struct loop_completion *c, int fd, const void *sockaddr,
+                 u32 sockaddr_len);
 /* One write of len bytes at offset_bytes of fd; res bytes written or -errno. */
 int loop_write(struct loop *l, struct loop_completion *c, int fd, const void *buf, u32 len,
                u64 offset_bytes);

@@ -376,6 +376,29 @@ int loop_send(struct loop *l, struct loop_completion *c, int fd, const void *buf
     return 0;
 }
 
+int loop_recv(struct loop *l, struct loop_completion *c, int fd, void *buf, u32 len)
+{
+    ASSERT(fd >= 0);
+    ASSERT(buf != NULL && len > 0);
+    struct io_uring_sqe *sqe = loop_sqe(l, c);
+    if (sqe == NULL) return -EBUSY;
+    io_uring_prep_recv(sqe, fd, buf, len, 0);
+    io_uring_sqe_set_data(sqe, c);
+    return 0;
+}
+
+int loop_connect(struct loop *l, struct loop_completion *c, int fd, const void *sockaddr,
+                 u32 sockaddr_len)
+{
+    ASSERT(fd >= 0);
+    ASSERT(sockaddr != NULL && sockaddr_len >= sizeof(struct sockaddr_in));
+    struct io_uring_sqe *sqe = loop_sqe(l, c);
+    if (sqe == NULL) return -EBUSY;
+    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)sockaddr, (socklen_t)sockaddr_len);
+    io_uring_sqe_set_data(sqe, c);
+    return 0;
+}
+
 int loop_write(struct loop *l, struct loop_completion *c, int fd, const void *buf, u32 len,
                u64 offset_bytes)
 {

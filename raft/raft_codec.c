@@ -1,10 +1,10 @@
 /*
- * raft_codec.c — raft messages and membership changes <-> bytes (pure; no allocation).
+ * raft_codec.c — raft messages <-> bytes (pure; no allocation).
  *
  * Messages travel between peers as opaque frames (the transport adds its own framing and
- * checksum); conf changes are the data of RAFT_ENTRY_CONF entries. All integers are
- * little-endian. Every field of struct raft_msg is carried for every type, so a message
- * decodes to exactly what was encoded (entries and snap_data are borrowed from the buffer).
+ * checksum). All integers are little-endian. Every field of struct raft_msg is carried for
+ * every type, so a message decodes to exactly what was encoded (entries and snap_data are
+ * borrowed from the buffer).
  *
  * Message (RAFT_CODEC_VERSION 1):
  *
@@ -39,15 +39,8 @@
  *
  * A message without entries and members takes RAFT_MSG_SIZE_MIN (101) bytes.
  *
- * Conf change (the data of a RAFT_ENTRY_CONF entry):
- *
- *   OFFSET SIZE DESCRIPTION
- *   0      1    version (1)
- *   1      1    type (enum raft_conf_change_type, 1..4)
- *   2      8    id (nonzero)
- *   10     4    context_len (<= RAFT_CONF_CONTEXT_MAX)
- *   14     len  context
- *   end         nothing may follow
+ * Conf changes (the data of RAFT_ENTRY_CONF entries) are encoded by raft_conf.c, whose top
+ * comment holds their byte table.
  *
  * Decoding never trusts a length or count: a short buffer, bytes left over, an unknown
  * version, type, role or flag, a count that cannot fit in the bytes left, a zero or duplicate
@@ -66,7 +59,6 @@
 #define RAFT_MEMBER_SIZE       9
 #define RAFT_MSG_SNAP_SIZE_MIN (8 + 8 + 1 + 8 + 4)
 #define RAFT_MSG_SIZE_MIN      (RAFT_MSG_HEADER_SIZE + RAFT_MSG_SNAP_SIZE_MIN)
-#define RAFT_CC_HEADER_SIZE    14
 
 #define FLAG_REJECT    0x01u
 #define FLAG_TRANSFER  0x02u
@@ -75,7 +67,6 @@
 
 static_assert(RAFT_MSG_SIZE_MIN == 101, "the layout table above states 101 bytes");
 static_assert(RAFT_MEMBERS_MAX <= 255, "the member count is one byte");
-static_assert(RAFT_CONF_CONTEXT_MAX <= UINT32_MAX, "the context length is four bytes");
 
 /* ---- messages: encode ----------------------------------------------------------------- */
 
@@ -305,52 +296,4 @@ int raft_msg_decode(const u8 *buf, size_t len, struct raft_msg *m, struct raft_e
 corrupt:
     memset(m, 0, sizeof(*m));
     return RAFT_ECORRUPT;
-}
-
-/* ---- conf changes --------------------------------------------------------------------- */
-
-size_t raft_conf_change_encode(const struct raft_conf_change *cc, u8 *buf, size_t cap)
-{
-    ASSERT(cc != NULL);
-    ASSERT(buf != NULL || cap == 0);
-    ASSERT(cc->type >= RAFT_CC_ADD_VOTER && cc->type <= RAFT_CC_REMOVE);
-    ASSERT(cc->id != 0);
-    ASSERT(cc->context_len <= RAFT_CONF_CONTEXT_MAX);
-    size_t size = RAFT_CC_HEADER_SIZE + (size_t)cc->context_len;
-    if (size > cap) return 0;
-    struct buf b;
-    buf_init_fixed(&b, buf, cap);
-    buf_put_u8(&b, RAFT_CODEC_VERSION);
-    buf_put_u8(&b, cc->type);
-    buf_put_u64(&b, cc->id);
-    buf_put_u32(&b, cc->context_len);
-    buf_put_bytes(&b, cc->context, cc->context_len);
-    ASSERT(buf_ok(&b));
-    ASSERT(b.len == size);
-    return size;
-}
-
-int raft_conf_change_decode(const u8 *buf, size_t len, struct raft_conf_change *cc)
-{
-    ASSERT(buf != NULL || len == 0);
-    ASSERT(cc != NULL);
-    memset(cc, 0, sizeof(*cc));
-    struct buf_reader r;
-    buf_reader_init(&r, buf, len);
-    u8 version = buf_get_u8(&r);
-    cc->type = buf_get_u8(&r);
-    cc->id = buf_get_u64(&r);
-    cc->context_len = buf_get_u32(&r);
-    bool ok = buf_reader_ok(&r) && version == RAFT_CODEC_VERSION && cc->id != 0 &&
-              cc->type >= RAFT_CC_ADD_VOTER && cc->type <= RAFT_CC_REMOVE &&
-              cc->context_len <= RAFT_CONF_CONTEXT_MAX && cc->context_len == buf_reader_left(&r);
-    if (!ok) {
-        memset(cc, 0, sizeof(*cc));
-        return RAFT_ECORRUPT;
-    }
-    struct span context = buf_get_bytes(&r, cc->context_len);
-    if (cc->context_len > 0) memcpy(cc->context, context.ptr, cc->context_len);
-    ASSERT(buf_reader_ok(&r));
-    ASSERT(r.pos == len); /* paired with raft_conf_change_encode */
-    return RAFT_OK;
 }

@@ -49,8 +49,19 @@ struct srv {
     int shards;
     struct mvcc *store[SRV_SHARDS_MAX];
     struct srv_conn conns[SRV_CONNS_MAX];
-    struct buf scratch[3];
+    struct buf scratch[5]; /* [2] holds the reply being built; [3], [4] member URL lists */
     u32 in_flight_max;
+    /* cluster: this server is member member_id; leader_id nonzero and not member_id makes it
+     * a follower that answers NOT_LEADER; roster is its MEMBER_LIST (feature MEMBER only) */
+    u64 member_id;
+    u64 leader_id;
+    bool grant_member;
+    bool unavailable; /* every non-HELLO request but the member ones: UNAVAILABLE */
+    int roster_len;
+    struct {
+        u64 id;
+        char url[32];
+    } roster[4];
     /* misbehaviour, set before the client connects */
     u32 delay_every;     /* hold every n-th reply back to the end of its batch; 0: never */
     u32 close_mid_after; /* after this many replies on a conn, send half a frame and close */
@@ -340,6 +351,7 @@ static void do_hello(struct reply_ctx *r)
                                   .txn_ops_max = 16,
                                   .in_flight_max = r->s->in_flight_max,
                                   .watches_max = 0};
+    if (r->s->grant_member) o.features = CODEC_FEATURE_MEMBER;
     reply_ok(r, &o);
 }
 
@@ -424,6 +436,166 @@ static void dispatch_kv(struct reply_ctx *r, int shard, const union codec_msg_an
     reply_ok(r, &o);
 }
 
+/* ---- the in-test server's member operations (a canned cluster: roster, leader_id) ------- */
+
+static bool srv_leads(const struct srv *s)
+{
+    return s->leader_id == 0 || s->leader_id == s->member_id;
+}
+
+static u64 srv_leader(const struct srv *s)
+{
+    return srv_leads(s) ? s->member_id : s->leader_id;
+}
+
+/* The roster as a members list in scratch[0], leaving out skip_id; extra_id > 0 appends a
+ * learner with that id and name (MEMBER_ADD's new member). */
+static void roster_build(struct srv *s, const struct codec_msg_desc *d, struct codec_list *list,
+                         u64 skip_id, u64 extra_id, struct span extra_name)
+{
+    struct codec_list_builder lb, ub;
+    buf_reset(&s->scratch[0]);
+    codec_list_begin(&lb, codec_field_find(d, "members"), list, &s->scratch[0]);
+    for (int i = 0; i <= s->roster_len; i++) {
+        struct codec_member m = {.id = i < s->roster_len ? s->roster[i].id : extra_id};
+        if (m.id == 0 || m.id == skip_id) continue;
+        struct codec_url peer = {.url = span_make("http://127.0.0.1:1", 18)};
+        buf_reset(&s->scratch[3]);
+        codec_list_begin(&ub, codec_field_find(&codec_msg_member, "peer_urls"), &m.peer_urls,
+                         &s->scratch[3]);
+        cr_assert_eq(codec_list_add(&ub, &peer), 0);
+        codec_list_end(&ub);
+        buf_reset(&s->scratch[4]);
+        codec_list_begin(&ub, codec_field_find(&codec_msg_member, "client_urls"), &m.client_urls,
+                         &s->scratch[4]);
+        if (i < s->roster_len) {
+            struct codec_url u = {.url = span_make(s->roster[i].url, strlen(s->roster[i].url))};
+            cr_assert_eq(codec_list_add(&ub, &u), 0);
+            m.name = span_make("n", 1);
+        } else {
+            m.is_learner = true;
+            m.name = extra_name;
+        }
+        codec_list_end(&ub);
+        cr_assert_eq(codec_list_add(&lb, &m), 0);
+    }
+    codec_list_end(&lb);
+}
+
+static void do_member_list(struct reply_ctx *r)
+{
+    struct srv *s = r->s;
+    struct codec_member_list_reply o = {.cluster_id = 0xC1};
+    struct codec_list_builder lb;
+    roster_build(s, &codec_msg_member_list_reply, &o.members, 0, 0, span_make(NULL, 0));
+    buf_reset(&s->scratch[1]);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_member_list_reply, "shards"), &o.shards,
+                     &s->scratch[1]);
+    for (int i = 0; i < s->shards; i++) {
+        struct codec_shard_leader e = {
+            .shard_id = (u16)i, .leader_id = srv_leader(s), .raft_term = 2};
+        cr_assert_eq(codec_list_add(&lb, &e), 0);
+    }
+    codec_list_end(&lb);
+    reply_ok(r, &o);
+}
+
+static void do_endpoint_status(struct reply_ctx *r)
+{
+    struct srv *s = r->s;
+    struct codec_endpoint_status_reply o = {.name = span_make("srv", 3)};
+    struct codec_list_builder lb, pb;
+    buf_reset(&s->scratch[0]);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_endpoint_status_reply, "shards"), &o.shards,
+                     &s->scratch[0]);
+    for (int i = 0; i < s->shards; i++) {
+        struct codec_shard_raft_status e = {.shard_id = (u16)i,
+                                            .role = srv_leads(s) ? CODEC_RAFT_ROLE_LEADER
+                                                                 : CODEC_RAFT_ROLE_FOLLOWER,
+                                            .leader_id = srv_leader(s),
+                                            .raft_term = 2,
+                                            .raft_commit_index = 10,
+                                            .raft_applied_index = 9,
+                                            .raft_last_index = 11,
+                                            .revision = mvcc_revision(s->store[i])};
+        buf_reset(&s->scratch[1]);
+        codec_list_begin(&pb, codec_field_find(&codec_msg_shard_raft_status, "progress"),
+                         &e.progress, &s->scratch[1]);
+        for (int k = 0; k < s->roster_len && srv_leads(s); k++) {
+            if (s->roster[k].id == s->member_id) continue;
+            struct codec_peer_progress p = {.member_id = s->roster[k].id,
+                                            .state = CODEC_PROGRESS_STATE_REPLICATE,
+                                            .match_index = 11 - (u64)k,
+                                            .next_index = 12,
+                                            .recent_active = true};
+            cr_assert_eq(codec_list_add(&pb, &p), 0);
+        }
+        codec_list_end(&pb);
+        cr_assert_eq(codec_list_add(&lb, &e), 0);
+    }
+    codec_list_end(&lb);
+    reply_ok(r, &o);
+}
+
+static void do_move_leader(struct reply_ctx *r, const struct codec_move_leader_request *q)
+{
+    struct srv *s = r->s;
+    struct codec_move_leader_reply o;
+    struct codec_list_builder lb;
+    buf_reset(&s->scratch[0]);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_move_leader_reply, "shards"), &o.shards,
+                     &s->scratch[0]);
+    for (int i = 0; i < s->shards; i++) {
+        if (q->shard != CODEC_SHARD_NONE && q->shard != i) continue;
+        struct codec_shard_move e = {.shard_id = (u16)i, .leader_id = q->target_id, .raft_term = 3};
+        cr_assert_eq(codec_list_add(&lb, &e), 0);
+    }
+    codec_list_end(&lb);
+    reply_ok(r, &o);
+}
+
+static bool roster_has(const struct srv *s, u64 id)
+{
+    for (int i = 0; i < s->roster_len; i++)
+        if (s->roster[i].id == id) return true;
+    return false;
+}
+
+static void do_member(struct reply_ctx *r, const union codec_msg_any *m)
+{
+    struct srv *s = r->s;
+    u16 op = r->head.opcode;
+    if (!s->grant_member) return reply_error(r, CODEC_S_UNKNOWN_OPCODE, op, "unknown opcode");
+    if (op == CODEC_OP_ENDPOINT_STATUS) return do_endpoint_status(r);
+    bool local = op == CODEC_OP_MEMBER_LIST &&
+                 !(m->member_list_request.flags & CODEC_MEMBER_LIST_REQUEST_LINEARIZABLE);
+    if (!local && !srv_leads(s))
+        return reply_error(r, CODEC_S_NOT_LEADER, s->leader_id, "follower");
+    if (op == CODEC_OP_MEMBER_LIST) return do_member_list(r);
+    if (op == CODEC_OP_MOVE_LEADER) return do_move_leader(r, &m->move_leader_request);
+    union codec_msg_any o;
+    memset(&o, 0, sizeof(o));
+    if (op == CODEC_OP_MEMBER_ADD) {
+        o.member_add_reply.member_id = 0x99;
+        roster_build(s, &codec_msg_member_add_reply, &o.member_add_reply.members, 0, 0x99,
+                     m->member_add_request.name);
+        return reply_ok(r, &o);
+    }
+    u64 id = m->member_remove_request.member_id; /* remove and promote: the same layout */
+    if (!roster_has(s, id)) return reply_error(r, CODEC_S_MEMBER_NOT_FOUND, id, "no member");
+    u64 skip = op == CODEC_OP_MEMBER_REMOVE ? id : 0;
+    roster_build(s, &codec_msg_member_remove_reply, &o.member_remove_reply.members, skip, 0,
+                 span_make(NULL, 0));
+    reply_ok(r, &o);
+}
+
+/* A follower refuses what only a leader serves: writes and linearizable reads. */
+static bool srv_refuses(const struct srv *s, u16 op, const union codec_msg_any *m)
+{
+    if (srv_leads(s) || op == CODEC_OP_STATUS || op == CODEC_OP_SHARD_MAP) return false;
+    return !(op == CODEC_OP_RANGE && (m->range_request.flags & CODEC_RANGE_REQUEST_SERIALIZABLE));
+}
+
 static void dispatch(struct reply_ctx *r, const union codec_msg_any *m)
 {
     struct srv *s = r->s;
@@ -432,6 +604,9 @@ static void dispatch(struct reply_ctx *r, const union codec_msg_any *m)
     if (op == CODEC_OP_HELLO) return do_hello(r);
     atomic_fetch_add(&s->requests[r->k->port_index], 1);
     if (s->unknown_status) return reply_error(r, s->unknown_status, 9, "from the future");
+    if (op >= CODEC_OP_MEMBER_LIST && op <= CODEC_OP_ENDPOINT_STATUS) return do_member(r, m);
+    if (s->unavailable) return reply_error(r, CODEC_S_UNAVAILABLE, 0, "no quorum");
+    if (srv_refuses(s, op, m)) return reply_error(r, CODEC_S_NOT_LEADER, s->leader_id, "follower");
     if (op == CODEC_OP_STATUS) return do_status(r);
     if (op == CODEC_OP_SHARD_MAP) return do_shard_map(r);
     struct span end;
@@ -469,7 +644,7 @@ static bool srv_frame(struct srv *s, struct srv_conn *k, const struct codec_fram
     struct reply_ctx r = {.s = s, .k = k, .head = *f, .out = one};
     r.head.flags = 0;
     r.h.shard = CODEC_SHARD_NONE;
-    r.h.member_id = 0x31;
+    r.h.member_id = s->member_id;
     buf_reset(one);
     int rc = codec_request_decode(f, &m);
     if (rc == 0 && s->never_answer && f->opcode != CODEC_OP_HELLO) {
@@ -582,7 +757,8 @@ static struct srv *srv_new(int shards)
     s->shards = shards;
     s->in_flight_max = 1024;
     for (int i = 0; i < SRV_CONNS_MAX; i++) s->conns[i].fd = -1;
-    for (int i = 0; i < 3; i++) buf_init_dynamic(&s->scratch[i], 65536);
+    for (int i = 0; i < 5; i++) buf_init_dynamic(&s->scratch[i], 65536);
+    s->member_id = 0x31;
     struct mvcc_config cfg;
     mvcc_config_default(&cfg);
     cfg.memory_bytes_max = 64u << 20;
@@ -610,7 +786,7 @@ static void srv_free(struct srv *s)
 {
     for (int i = 0; i <= s->shards; i++) close(s->listen_fd[i]);
     for (int i = 0; i < s->shards; i++) mvcc_destroy(s->store[i]);
-    for (int i = 0; i < 3; i++) buf_free(&s->scratch[i]);
+    for (int i = 0; i < 5; i++) buf_free(&s->scratch[i]);
     free(s);
 }
 
@@ -1430,6 +1606,269 @@ Test(client, poll_coalesces_a_round_into_one_send)
     /* 200 small frames (a few KiB) in one send() reach the server's one recv() together. */
     cr_assert_eq(atomic_load(&s->frames_per_read_max), 200);
     keel_close(cl[0]);
+    srv_stop(s);
+    srv_free(s);
+}
+
+/* ---- clusters: leader following, retries, member operations ------------------------------- */
+
+/* Two in-test servers as members 0xA (a follower of 0xB) and 0xB (the leader). */
+struct pair {
+    struct srv *a, *b;
+    char eps[64]; /* "127.0.0.1:A,127.0.0.1:B" */
+};
+
+static void pair_start(struct pair *p, bool grant_member)
+{
+    p->a = srv_new(1);
+    p->b = srv_new(1);
+    p->a->member_id = 0xA;
+    p->a->leader_id = 0xB;
+    p->b->member_id = 0xB;
+    struct srv *both[2] = {p->a, p->b};
+    for (int i = 0; i < 2; i++) {
+        both[i]->grant_member = grant_member;
+        both[i]->roster_len = 2;
+        for (int k = 0; k < 2; k++) {
+            both[i]->roster[k].id = both[k]->member_id;
+            snprintf(both[i]->roster[k].url, sizeof(both[i]->roster[k].url), "http://127.0.0.1:%u",
+                     both[k]->port[0]);
+        }
+    }
+    snprintf(p->eps, sizeof(p->eps), "127.0.0.1:%u,127.0.0.1:%u", p->a->port[0], p->b->port[0]);
+    srv_start(p->a);
+    srv_start(p->b);
+}
+
+static void pair_free(struct pair *p)
+{
+    srv_stop(p->a);
+    srv_stop(p->b);
+    srv_free(p->a);
+    srv_free(p->b);
+}
+
+static keel_client *connect_eps(const char *eps, const struct keel_options *o)
+{
+    keel_client *c = NULL;
+    int rc = keel_connect(eps, o, &c);
+    cr_assert_eq(rc, 0, "connect %s: %s", eps, keel_strerror(rc));
+    return c;
+}
+
+static int port_of(const keel_client *c)
+{
+    char ep[32];
+    cr_assert_gt(keel_endpoint_current(c, ep, sizeof(ep)), 0);
+    return atoi(strchr(ep, ':') + 1);
+}
+
+Test(client, not_leader_redirect_via_member_list)
+{
+    struct pair p;
+    pair_start(&p, true);
+    /* B is reachable only through A's member list: the second endpoint is a closed port. */
+    u16 dead = 0;
+    int fd = listen_on(&dead);
+    close(fd);
+    char eps[64];
+    snprintf(eps, sizeof(eps), "127.0.0.1:%u,127.0.0.1:%u", p.a->port[0], dead);
+    keel_client *c = connect_eps(eps, NULL);
+    cr_assert_eq(keel_server_info(c)->member_id, 0xA);
+    cr_assert(keel_server_info(c)->features & KEEL_FEATURE_MEMBER);
+    struct keel_result res;
+    struct keel_put_args put = {.key = B("k"), .value = B("v")};
+    cr_assert_eq(keel_put(c, &put, &res), 0, "put: %s", keel_strerror(keel_put(c, &put, &res)));
+    cr_assert_eq(res.header.member_id, 0xB);
+    cr_assert_eq(port_of(c), p.b->port[0]);
+    cr_assert_eq(atomic_load(&p.a->requests[0]), 2); /* the put, then MEMBER_LIST */
+    struct keel_range_args g = {.key = B("k")};
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert(kv_is(&res.u.range.kvs[0], "k", "v"));
+    cr_assert_eq(atomic_load(&p.b->requests[0]), 2);
+    keel_close(c);
+    pair_free(&p);
+}
+
+Test(client, not_leader_redirect_by_hello_probe)
+{
+    struct pair p;
+    pair_start(&p, false); /* no MEMBER feature: the client probes the endpoints' HELLOs */
+    keel_client *c = connect_eps(p.eps, NULL);
+    cr_assert_eq(keel_server_info(c)->features & KEEL_FEATURE_MEMBER, 0);
+    struct keel_result res;
+    struct keel_put_args put = {.key = B("k"), .value = B("v")};
+    cr_assert_eq(keel_put(c, &put, &res), 0);
+    cr_assert_eq(res.header.member_id, 0xB);
+    cr_assert_eq(atomic_load(&p.a->requests[0]), 1);
+    cr_assert_eq(atomic_load(&p.b->requests[0]), 1);
+    /* Back on A (async users move by hand), a redirect now finds B by its known HELLO. */
+    cr_assert_eq(keel_follow_leader(c, 0xA), 0);
+    cr_assert_eq(port_of(c), p.a->port[0]);
+    cr_assert_eq(keel_follow_leader(c, 0x77), KEEL_STATUS_MEMBER_NOT_FOUND);
+    cr_assert_eq(keel_follow_leader(c, 0xA), 0);
+    cr_assert_eq(keel_put(c, &put, &res), 0);
+    cr_assert_eq(atomic_load(&p.b->requests[0]), 2);
+    keel_close(c);
+    pair_free(&p);
+}
+
+Test(client, redirects_are_bounded_and_single_endpoint_never_moves)
+{
+    struct pair p;
+    pair_start(&p, true);
+    p.b->leader_id = 0xA; /* each names the other: a loop the client must cut */
+    struct keel_options o;
+    keel_options_default(&o);
+    o.redirects_max = 2;
+    keel_client *c = connect_eps(p.eps, &o);
+    struct keel_result res;
+    struct keel_put_args put = {.key = B("k"), .value = B("v")};
+    cr_assert_eq(keel_put(c, &put, &res), KEEL_STATUS_NOT_LEADER);
+    cr_assert(res.error.detail == 0xA || res.error.detail == 0xB);
+    cr_assert_eq(res.error.message_len, strlen("follower")); /* kept across the moves */
+    cr_assert_eq(memcmp(res.error.message, "follower", 8), 0);
+    u32 sent = atomic_load(&p.a->requests[0]) + atomic_load(&p.b->requests[0]);
+    cr_assert_leq(sent, 3 + 2, "%u requests", sent); /* 3 puts, at most 2 member lists */
+    keel_close(c);
+    keel_client *one = connect_to(p.a, NULL);
+    cr_assert_eq(keel_put(one, &put, &res), KEEL_STATUS_NOT_LEADER);
+    cr_assert_eq(res.error.detail, 0xB);
+    cr_assert_eq(port_of(one), p.a->port[0]);
+    keel_close(one);
+    pair_free(&p);
+}
+
+Test(client, reads_retry_other_endpoints_writes_do_not)
+{
+    struct pair p;
+    pair_start(&p, true);
+    p.a->leader_id = 0; /* both lead (two clusters' worth), A refuses with UNAVAILABLE */
+    p.a->unavailable = true;
+    keel_client *cb = connect_to(p.b, NULL);
+    put_ok(cb, "k", "from-b");
+    keel_close(cb);
+    struct keel_options o;
+    keel_options_default(&o);
+    o.backoff_ms = 1;
+    keel_client *c = connect_eps(p.eps, &o);
+    struct keel_result res;
+    struct keel_put_args put = {.key = B("k"), .value = B("again")};
+    cr_assert_eq(keel_put(c, &put, &res), KEEL_STATUS_UNAVAILABLE); /* a write: reported */
+    cr_assert_eq(atomic_load(&p.b->requests[0]), 1);
+    struct keel_range_args g = {.key = B("k")};
+    cr_assert_eq(keel_get(c, &g, &res), 0); /* a read: re-sent on B */
+    cr_assert(kv_is(&res.u.range.kvs[0], "k", "from-b"));
+    cr_assert_eq(port_of(c), p.b->port[0]);
+    keel_close(c);
+    pair_free(&p);
+}
+
+Test(client, lost_connection_write_reported_read_resent)
+{
+    struct pair p;
+    pair_start(&p, true);
+    p.a->leader_id = 0;
+    p.a->close_mid_after = 1; /* every connection to A dies in its second reply */
+    struct keel_options o;
+    keel_options_default(&o);
+    o.backoff_ms = 1;
+    keel_client *c = connect_eps(p.eps, &o);
+    struct keel_result res;
+    struct keel_put_args put = {.key = B("k"), .value = B("v")};
+    cr_assert_eq(keel_put(c, &put, &res), 0);
+    cr_assert_eq(keel_put(c, &put, &res), KEEL_STATUS_CLOSED); /* outcome unknown: reported */
+    cr_assert_eq(atomic_load(&p.b->requests[0]), 0);
+    struct keel_range_args g = {.key = B("k")};
+    cr_assert_eq(keel_get(c, &g, &res), 0); /* the lost client reconnects to A first */
+    cr_assert_eq(res.header.member_id, 0xA);
+    cr_assert_eq(res.u.range.count, 1);
+    cr_assert_eq(keel_get(c, &g, &res), 0); /* A dies in the reply: re-sent on B */
+    cr_assert_eq(res.header.member_id, 0xB);
+    cr_assert_eq(res.u.range.count, 0);
+    cr_assert_eq(atomic_load(&p.b->requests[0]), 1);
+    keel_close(c);
+    pair_free(&p);
+}
+
+Test(client, member_operations)
+{
+    struct pair p;
+    pair_start(&p, true);
+    keel_client *c = connect_eps(p.eps, NULL);
+    struct keel_result res;
+    cr_assert_eq(keel_member_list(c, false, &res), 0); /* local: A answers */
+    cr_assert_eq(res.header.member_id, 0xA);
+    cr_assert_eq(res.u.members.cluster_id, 0xC1);
+    cr_assert_eq(res.u.members.members_len, 2);
+    const struct keel_member *m = &res.u.members.members[1];
+    cr_assert_eq(m->id, 0xB);
+    cr_assert_eq(m->client_urls_len, 1);
+    cr_assert_eq(strncmp(m->client_urls[0].ptr, "http://127.0.0.1:", 17), 0);
+    cr_assert_eq(m->peer_urls_len, 1);
+    cr_assert_eq(res.u.members.shards_len, 1);
+    cr_assert_eq(res.u.members.shards[0].leader_id, 0xB);
+    cr_assert_eq(keel_member_list(c, true, &res), 0); /* linearizable: followed to B */
+    cr_assert_eq(res.header.member_id, 0xB);
+    struct keel_str url = {"http://127.0.0.1:9", 18};
+    struct keel_member_add_args add = {
+        .name = {"n3", 2}, .peer_urls = &url, .peer_urls_len = 1, .as_learner = true};
+    cr_assert_eq(keel_member_add(c, &add, &res), 0);
+    cr_assert_eq(res.u.members.member_id, 0x99);
+    cr_assert_eq(res.u.members.members_len, 3);
+    cr_assert(res.u.members.members[2].is_learner);
+    cr_assert_eq(res.u.members.members[2].name.len, 2);
+    add.peer_urls_len = 0;
+    cr_assert_eq(keel_member_add(c, &add, &res), KEEL_STATUS_INVALID); /* refused locally */
+    cr_assert_eq(keel_member_remove(c, 0xA, &res), 0);
+    cr_assert_eq(res.u.members.members_len, 1);
+    cr_assert_eq(res.u.members.members[0].id, 0xB);
+    cr_assert_eq(keel_member_remove(c, 0x55, &res), KEEL_STATUS_MEMBER_NOT_FOUND);
+    cr_assert_eq(res.error.detail, 0x55);
+    cr_assert_eq(keel_member_promote(c, 0xA, &res), 0);
+    cr_assert_eq(keel_member_remove(c, 0, &res), KEEL_STATUS_INVALID);
+    cr_assert_eq(keel_move_leader(c, 65535, 0xA, &res), 0);
+    cr_assert_eq(res.u.move_leader.shards_len, 1);
+    cr_assert_eq(res.u.move_leader.shards[0].status, 0);
+    cr_assert_eq(res.u.move_leader.shards[0].leader_id, 0xA);
+    cr_assert_eq(keel_endpoint_status(c, &res), 0);
+    const struct keel_endpoint_status_result *e = &res.u.endpoint_status;
+    cr_assert_eq(e->name.len, 3);
+    cr_assert_eq(e->shards_len, 1);
+    cr_assert_eq(e->shards[0].role, KEEL_ROLE_LEADER);
+    cr_assert_eq(e->shards[0].raft_last_index, 11);
+    cr_assert_eq(e->shards[0].progress_len, 1);
+    cr_assert_eq(e->shards[0].progress[0].member_id, 0xA);
+    cr_assert_eq(e->shards[0].progress[0].match_index, 11);
+    cr_assert_eq(e->shards[0].progress[0].state, KEEL_PROGRESS_REPLICATE);
+    keel_close(c);
+    keel_client *a = connect_to(p.a, NULL); /* one endpoint: the follower's own view */
+    cr_assert_eq(keel_endpoint_status(a, &res), 0);
+    cr_assert_eq(res.u.endpoint_status.shards[0].role, KEEL_ROLE_FOLLOWER);
+    cr_assert_eq(res.u.endpoint_status.shards[0].leader_id, 0xB);
+    cr_assert_eq(res.u.endpoint_status.shards[0].progress_len, 0);
+    cr_assert_eq(keel_member_add(a, &add, &res), KEEL_STATUS_INVALID);
+    add.peer_urls_len = 1;
+    cr_assert_eq(keel_member_add(a, &add, &res), KEEL_STATUS_NOT_LEADER);
+    cr_assert_eq(res.error.detail, 0xB);
+    keel_close(a);
+    pair_free(&p);
+}
+
+Test(client, member_operations_without_the_feature)
+{
+    struct srv *s = srv_new(1);
+    srv_start(s);
+    keel_client *c = connect_to(s, NULL);
+    struct keel_result res;
+    cr_assert_eq(keel_member_list(c, false, &res), KEEL_STATUS_UNKNOWN_OPCODE);
+    cr_assert_eq(res.error.detail, 0x0300);
+    cr_assert_eq(keel_endpoint_status(c, &res), KEEL_STATUS_UNKNOWN_OPCODE);
+    keel_client *bad = NULL;
+    cr_assert_eq(keel_connect("127.0.0.1:1,nonsense", NULL, &bad), KEEL_STATUS_ARG);
+    cr_assert_eq(keel_connect("127.0.0.1:0", NULL, &bad), KEEL_STATUS_ARG);
+    cr_assert_null(bad);
+    keel_close(c);
     srv_stop(s);
     srv_free(s);
 }

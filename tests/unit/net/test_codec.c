@@ -167,8 +167,8 @@ static void vector_expect(struct vector *v, const char *arg)
 
 /* Tallies per opcode and direction: valid and invalid vectors seen. */
 struct coverage {
-    int ok[2][65536 / 256];
-    int bad[2][65536 / 256];
+    int ok[2][65536]; /* by opcode: any u16 */
+    int bad[2][65536];
     int total;
 };
 

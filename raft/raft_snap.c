@@ -1,0 +1,228 @@
+/* raft_snap.c — log compaction and snapshot transfer (thesis §5).
+ *
+ * Leader: a follower whose next entry was compacted away gets the latest snapshot in chunks of
+ * config.snap_chunk_bytes at offsets 0, C, 2C, ... with up to config.snap_chunks_inflight of
+ * them in flight. raft puts SNAP messages with snap_data NULL in the ready; the caller fills
+ * each (every chunk but the last holds exactly snap_chunk_bytes; the last sets snap_last; a
+ * chunk at or beyond the end is filled with snap_len 0 and snap_last). raft reads the filled
+ * messages back at raft_advance to learn the snapshot's size.
+ *
+ * Follower: accepts the chunk at the offset it expects (its data copied for rd.snap_chunk, one
+ * chunk per ready) and acknowledges with SNAP_RESP (next offset wanted, after persistence). A
+ * chunk at another offset gets a SNAP_RESP with reject set and the offset it wants, which
+ * resumes a restarted or lossy stream. After the last chunk the log is reset to continue after
+ * the snapshot; the following ready carries snapshot_install and an APP_RESP of the snapshot's
+ * index (after persistence). A snapshot at or below the follower's commit is answered with an
+ * APP_RESP of its commit index. */
+#include "raft/raft_int.h"
+
+#include <string.h>
+
+/* ---- compaction ------------------------------------------------------------------------ */
+
+void raft_snapshot_meta_applied(const struct raft *r, struct raft_snapshot_meta *meta)
+{
+    ASSERT(!r->in_ready);
+    memset(meta, 0, sizeof(*meta));
+    meta->index = r->applied;
+    bool known = raft_log_term(&r->log, r->applied, &meta->term);
+    ASSERT(known);
+    meta->conf = r->conf;
+    ASSERT(meta->index <= r->commit);
+}
+
+void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 keep_entries)
+{
+    ASSERT(!r->in_ready);
+    ASSERT(meta->index <= r->applied);
+    raft_check_invariants(r);
+    if (meta->index < r->snap_meta.index) return; /* older than the one we hold */
+    r->snap_meta = *meta;
+    if (meta->index > keep_entries) raft_log_compact(r, meta->index - keep_entries);
+    raft_check_invariants(r);
+}
+
+/* ---- leader ---------------------------------------------------------------------------- */
+
+static void raft_snap_emit(struct raft *r, struct raft_progress *pr)
+{
+    struct raft_msg m;
+    raft_msg_init(r, &m, RAFT_MSG_SNAP, pr->id);
+    m.snap = r->snap_meta;
+    m.snap_offset = pr->snap_next;
+    if (!raft_send(r, &m)) return;
+    pr->snap_next += r->cfg.snap_chunk_bytes;
+}
+
+/* Sends chunks while the window has room and the end is not reached. */
+void raft_snap_send(struct raft *r, struct raft_progress *pr)
+{
+    ASSERT(pr->state == RAFT_PROGRESS_SNAPSHOT);
+    ASSERT(r->snap_meta.index > 0);
+    if (pr->snap_index != r->snap_meta.index) {
+        raft_progress_become_snapshot(pr, r->snap_meta.index); /* a newer snapshot: restart */
+    }
+    u64 window = (u64)r->cfg.snap_chunks_inflight * r->cfg.snap_chunk_bytes;
+    while (pr->snap_next < pr->snap_end && pr->snap_next - pr->snap_acked < window) {
+        u64 before = pr->snap_next;
+        raft_snap_emit(r, pr);
+        if (pr->snap_next == before) break; /* no memory for the message */
+    }
+    ASSERT(pr->snap_next >= pr->snap_acked);
+}
+
+/* A snapshot stream that made no progress for an election timeout is resent from the last
+ * acknowledged offset (chunks or answers were lost). */
+void raft_snap_tick(struct raft *r, struct raft_progress *pr)
+{
+    if (pr->state != RAFT_PROGRESS_SNAPSHOT) return;
+    if (++pr->snap_idle_ticks < r->cfg.election_ticks) return;
+    pr->snap_idle_ticks = 0;
+    pr->snap_next = pr->snap_acked;
+    pr->snap_nack = UINT64_MAX;
+    raft_snap_send(r, pr);
+}
+
+void raft_step_snap_resp(struct raft *r, const struct raft_msg *m)
+{
+    struct raft_progress *pr = raft_progress_find(r, m->from);
+    ASSERT(pr != NULL);
+    pr->recent_active = true;
+    if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->snap.index != pr->snap_index) return;
+    pr->snap_idle_ticks = 0;
+    u64 want = m->snap_offset;
+    if (want > pr->snap_next) return; /* nothing we sent */
+    if (!m->reject) {
+        if (want > pr->snap_acked) pr->snap_acked = want;
+        if (pr->snap_nack != UINT64_MAX && want > pr->snap_nack) pr->snap_nack = UINT64_MAX;
+    } else if (want != pr->snap_nack || pr->snap_next == want) {
+        /* go back to the offset the follower wants, once per gap */
+        pr->snap_acked = want;
+        pr->snap_next = want;
+        pr->snap_nack = want;
+    }
+    raft_snap_send(r, pr);
+}
+
+void raft_snapshot_failed(struct raft *r, u64 peer)
+{
+    ASSERT(!r->in_ready);
+    if (r->role != RAFT_LEADER) return;
+    struct raft_progress *pr = raft_progress_find(r, peer);
+    if (pr == NULL || pr->state != RAFT_PROGRESS_SNAPSHOT) return;
+    raft_progress_become_probe(r, pr);
+    pr->probe_sent = true; /* retried at the next heartbeat answer */
+}
+
+void raft_peer_unreachable(struct raft *r, u64 peer)
+{
+    ASSERT(!r->in_ready);
+    if (r->role != RAFT_LEADER) return;
+    struct raft_progress *pr = raft_progress_find(r, peer);
+    if (pr == NULL || pr->id == r->cfg.id) return;
+    if (pr->state == RAFT_PROGRESS_REPLICATE) raft_progress_become_probe(r, pr);
+    ASSERT(pr->state != RAFT_PROGRESS_REPLICATE);
+}
+
+/* ---- follower -------------------------------------------------------------------------- */
+
+static void raft_snap_answer(struct raft *r, const struct raft_msg *m, u64 offset, bool reject)
+{
+    struct raft_msg resp;
+    raft_msg_init(r, &resp, RAFT_MSG_SNAP_RESP, m->from);
+    resp.snap = m->snap;
+    resp.snap_offset = offset;
+    resp.reject = reject;
+    if (reject)
+        raft_send(r, &resp);
+    else
+        raft_send_after(r, &resp);
+}
+
+/* The last chunk is in: the log continues after the snapshot (installed in the next ready). */
+static void raft_snap_complete(struct raft *r)
+{
+    const struct raft_snapshot_meta *meta = &r->recv_meta;
+    ASSERT(meta->index > r->commit);
+    raft_log_reset(r, meta->index, meta->term);
+    r->commit = meta->index;
+    r->conf = meta->conf;
+    r->conf_index = meta->index;
+    r->snap_meta = *meta;
+    r->install_meta = *meta;
+    r->install_state = RAFT_INSTALL_AFTER_CHUNK;
+    r->recv_active = false;
+    ASSERT(r->log.snap_index == meta->index);
+}
+
+static void raft_snap_accept(struct raft *r, const struct raft_msg *m)
+{
+    u8 *data = NULL;
+    if (m->snap_len > 0) {
+        data = raft_alloc(r, m->snap_len);
+        if (data == NULL) return; /* as if lost: the leader resends */
+        memcpy(data, m->snap_data, m->snap_len);
+    }
+    r->chunk_pending = true;
+    r->chunk_data = data;
+    r->chunk.meta = m->snap;
+    r->chunk.offset = m->snap_offset;
+    r->chunk.len = m->snap_len;
+    r->chunk.last = m->snap_last;
+    r->chunk.data = data;
+    r->recv_next = m->snap_offset + m->snap_len;
+    if (m->snap_last)
+        raft_snap_complete(r);
+    else
+        raft_snap_answer(r, m, r->recv_next, false);
+}
+
+void raft_step_snap(struct raft *r, const struct raft_msg *m)
+{
+    ASSERT(r->role == RAFT_FOLLOWER);
+    if (r->install_state != RAFT_INSTALL_NONE) return;
+    if (m->snap.index <= r->commit) {
+        if (r->recv_active && r->recv_meta.index <= r->commit) r->recv_active = false;
+        struct raft_msg resp;
+        raft_msg_init(r, &resp, RAFT_MSG_APP_RESP, m->from);
+        resp.index = r->commit;
+        raft_send_after(r, &resp);
+        return;
+    }
+    bool same =
+        r->recv_active && r->recv_meta.index == m->snap.index && r->recv_meta.term == m->snap.term;
+    if (m->snap_offset == 0 && !r->chunk_pending) {
+        r->recv_active = true;
+        r->recv_meta = m->snap;
+        r->recv_next = 0;
+        same = true;
+    }
+    if (!same || m->snap_offset != r->recv_next || r->chunk_pending) {
+        raft_snap_answer(r, m, same ? r->recv_next : 0, true);
+        return;
+    }
+    raft_snap_accept(r, m);
+}
+
+/* raft_advance: the chunk was handed out; an install was handed out. */
+void raft_snap_advance(struct raft *r, const struct raft_ready *rd)
+{
+    if (rd->snapshot_install != NULL) {
+        ASSERT(r->install_state == RAFT_INSTALL_READY);
+        r->applied = r->install_meta.index;
+        r->install_state = RAFT_INSTALL_NONE;
+    }
+    if (rd->snap_chunk != NULL) {
+        ASSERT(r->chunk_pending);
+        raft_free(r, r->chunk_data, r->chunk.len);
+        r->chunk_data = NULL;
+        r->chunk_pending = false;
+        if (r->install_state == RAFT_INSTALL_AFTER_CHUNK) {
+            r->install_state = RAFT_INSTALL_READY;
+            struct raft_msg resp;
+            raft_msg_init(r, &resp, RAFT_MSG_APP_RESP, r->leader);
+            resp.index = r->install_meta.index;
+            if (r->leader != 0) raft_send_after(r, &resp);
+        }
+    }
+}
