@@ -278,6 +278,7 @@ struct shard {
     u32 minfo_count;
     u32 balance_ticks;
     struct pending_move move;
+    bool snap_force; /* take a snapshot now (a member joins: it needs one) */
     struct buf msg_scratch;
     u8 *chunk_buf; /* [SHARD_SNAP_CHUNK_BYTES]: a snapshot chunk read for a follower */
     int recv_fd;   /* a snapshot being received, or -1 */

@@ -139,6 +139,7 @@ static int member_propose(struct shard *s, struct sink *k, const struct codec_fr
     }
     u64 index = 0;
     int rc = raft_propose_conf(s->raft, &cc, &index);
+    if (rc == RAFT_OK && f->opcode == CODEC_OP_MEMBER_ADD) s->snap_force = true;
     if (rc == RAFT_ECONF_PENDING)
         return reply_error(s, k, CODEC_S_CONF_CHANGE_PENDING, 0,
                            "another membership change is not applied yet; retry");

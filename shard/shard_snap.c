@@ -198,6 +198,7 @@ static void snap_install(struct shard *s)
                  (unsigned long long)shard_wal_bytes(s));
     shard_snap_free(s);
     s->snapshot_wal_mark = shard_wal_bytes(s);
+    s->snap_force = false;
 }
 
 static bool snap_due(const struct shard *s)
@@ -207,6 +208,8 @@ static bool snap_due(const struct shard *s)
     /* A snapshot writes the whole store: waiting for as many WAL bytes as the last one wrote
      * keeps its cost per write constant however large the store grows. */
     every = KEEL_MAX(every, s->last_snap_bytes);
+    /* A member is being added: it can only join from a snapshot, so one must exist. */
+    if (s->snap_force && !s->compacting && !s->draining) return true;
     u64 bytes = shard_wal_bytes(s);
     return bytes > s->snapshot_wal_mark && bytes - s->snapshot_wal_mark >= every &&
            !s->compacting && !s->draining && s->applied_index > s->last_snap_index;
@@ -215,6 +218,7 @@ static bool snap_due(const struct shard *s)
 void shard_snap_step(struct shard *s)
 {
     if (!s->snap) {
+        if (s->snap_force && s->applied_index <= s->last_snap_index) s->snap_force = false;
         if (snap_due(s)) snap_start(s);
         return;
     }
