@@ -76,6 +76,13 @@ void raft_vec_release(struct raft *r, struct raft_vec *v, size_t item_bytes)
 
 /* ---- membership helpers ---------------------------------------------------------------- */
 
+/* A member that joined with an empty bootstrap and has not installed a snapshot knows only the
+ * changes in its log, not the whole configuration: it never campaigns. */
+bool raft_can_campaign(const struct raft *r)
+{
+    return r->conf_base && raft_is_voter(r, r->cfg.id);
+}
+
 bool raft_is_voter(const struct raft *r, u64 id)
 {
     for (u32 i = 0; i < r->conf.count; i++) {
@@ -150,38 +157,14 @@ static bool raft_restore_valid(const struct raft_restore *rs)
     }
     if (prev_term > rs->hard_state.term) return false;
     if (rs->hard_state.commit > first - 1 + rs->entry_count) return false;
-    if (rs->bootstrap == NULL || rs->bootstrap->count == 0) return true;
-    if (rs->snapshot || rs->entry_count || rs->hard_state.term) return false;
+    if (rs->snapshot || rs->bootstrap == NULL || rs->bootstrap->count == 0) return true;
     if (!raft_conf_valid(rs->bootstrap)) return false;
     return raft_conf_voters(rs->bootstrap) > 0;
 }
 
-/* A brand-new member writes its initial configuration as CONF entries of term 1 (etcd's
- * Bootstrap): the log then carries the configuration across restarts without a snapshot. */
-static int raft_bootstrap(struct raft *r, const struct raft_conf *boot)
-{
-    for (u32 i = 0; i < boot->count; i++) {
-        struct raft_conf_change cc = {0};
-        cc.type = boot->members[i].role == RAFT_VOTER ? RAFT_CC_ADD_VOTER : RAFT_CC_ADD_LEARNER;
-        cc.id = boot->members[i].id;
-        u8 buf[32];
-        size_t n = raft_conf_change_encode(&cc, buf, sizeof(buf));
-        ASSERT(n > 0);
-        struct raft_entry e = {.term = 1, .index = i + 1u, .type = RAFT_ENTRY_CONF};
-        e.len = (u32)n;
-        e.data = buf;
-        int rc = raft_log_append(r, &e);
-        if (rc != RAFT_OK) return rc;
-    }
-    r->term = 1;
-    r->commit = boot->count;
-    r->conf = *boot;
-    r->conf_index = boot->count;
-    return RAFT_OK;
-}
-
-/* Rebuilds the configuration of a restarted member: its snapshot's, then every committed
- * CONF entry after it (they were applied before the restart). */
+/* Rebuilds the configuration of a restarted member: its snapshot's (or, without one, the
+ * bootstrap configuration, which stands at index 0 before any entry), then every committed CONF
+ * entry after it (they were applied before the restart). */
 static void raft_restore_conf(struct raft *r)
 {
     for (u64 i = r->log.snap_index + 1; i <= r->commit; i++) {
@@ -197,6 +180,10 @@ static int raft_restore_state(struct raft *r, const struct raft_restore *rs)
         r->snap_meta = *rs->snapshot;
         r->conf = rs->snapshot->conf;
         r->conf_index = rs->snapshot->index;
+        r->conf_base = true;
+    } else if (rs->bootstrap != NULL && rs->bootstrap->count > 0) {
+        r->conf = *rs->bootstrap;
+        r->conf_base = true;
     }
     for (u32 i = 0; i < rs->entry_count; i++) {
         int rc = raft_log_append(r, &rs->entries[i]);
@@ -209,7 +196,6 @@ static int raft_restore_state(struct raft *r, const struct raft_restore *rs)
     r->commit = KEEL_MAX(rs->hard_state.commit, r->log.snap_index);
     r->applied = r->log.snap_index;
     raft_restore_conf(r);
-    if (rs->bootstrap && rs->bootstrap->count > 0) return raft_bootstrap(r, rs->bootstrap);
     return RAFT_OK;
 }
 

@@ -98,7 +98,7 @@ static void raft_become_leader(struct raft *r)
  * its vote was durable could otherwise vote for another candidate of the same term. */
 void raft_campaign_vote(struct raft *r, bool transfer)
 {
-    if (!raft_is_voter(r, r->cfg.id)) return;
+    if (!raft_can_campaign(r)) return;
     u64 term = r->term + 1;
     raft_set_role(r, RAFT_CANDIDATE, 0);
     r->term = term;
@@ -123,7 +123,7 @@ void raft_campaign_vote(struct raft *r, bool transfer)
 /* Thesis §9.6: a pre-candidate asks for votes in term + 1 without bumping its own term. */
 void raft_campaign_pre(struct raft *r)
 {
-    if (!raft_is_voter(r, r->cfg.id) || r->role == RAFT_LEADER) return;
+    if (!raft_can_campaign(r) || r->role == RAFT_LEADER) return;
     if (r->install_state != RAFT_INSTALL_NONE) return;
     raft_set_role(r, RAFT_PRE_CANDIDATE, 0);
     if (raft_votes_record(r, r->cfg.id, true)) {
@@ -236,10 +236,11 @@ void raft_tick(struct raft *r)
         raft_tick_leader(r);
     } else if (++r->election_elapsed >= r->timeout_ticks) {
         r->election_elapsed = 0;
-        if (raft_is_voter(r, r->cfg.id))
+        if (raft_can_campaign(r)) {
             raft_campaign_pre(r);
-        else
+        } else {
             raft_reset_timeout(r);
+        }
     }
     raft_read_tick(r);
     raft_check_invariants(r);
@@ -278,7 +279,7 @@ void raft_transfer_check(struct raft *r, const struct raft_progress *pr)
 void raft_step_timeout_now(struct raft *r, const struct raft_msg *m)
 {
     (void)m;
-    if (r->role == RAFT_LEADER || !raft_is_voter(r, r->cfg.id)) return;
+    if (r->role == RAFT_LEADER || !raft_can_campaign(r)) return;
     if (r->install_state != RAFT_INSTALL_NONE) return;
     raft_campaign_vote(r, true);
 }

@@ -104,6 +104,7 @@ struct raft {
     u64 applied;
     struct raft_conf conf;
     u64 conf_index; /* index of the last applied CONF entry (or snapshot) */
+    bool conf_base; /* the conf started from a bootstrap or a snapshot, not only from entries */
     struct raft_log log;
     bool role_changed;
     /* Elections. */
@@ -156,6 +157,7 @@ void raft_free(struct raft *r, void *ptr, size_t size_bytes);
 int raft_vec_reserve(struct raft *r, struct raft_vec *v, size_t item_bytes, u32 need);
 void raft_vec_release(struct raft *r, struct raft_vec *v, size_t item_bytes);
 bool raft_is_voter(const struct raft *r, u64 id);
+bool raft_can_campaign(const struct raft *r);
 u32 raft_quorum(const struct raft *r);
 void raft_check_invariants(const struct raft *r);
 

@@ -93,6 +93,12 @@ bool raft_has_ready(const struct raft *r)
     return r->role_changed;
 }
 
+bool raft_ready_needs_idle_storage(const struct raft *r)
+{
+    ASSERT(!r->in_ready);
+    return r->log.truncate_from != 0 || r->install_state == RAFT_INSTALL_READY;
+}
+
 static void raft_ready_msgs(struct raft *r, struct raft_ready *rd)
 {
     struct raft_msg *q = r->msgs.items;

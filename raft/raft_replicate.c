@@ -32,8 +32,11 @@ static u32 raft_append_batch(const struct raft *r, u64 next, u64 *bytes_out)
 static bool raft_send_append_one(struct raft *r, struct raft_progress *pr, bool send_empty)
 {
     u64 prev_term;
-    if (!raft_log_term(&r->log, pr->next - 1, &prev_term)) {
-        raft_progress_become_snapshot(pr, r->snap_meta.index); /* compacted away: thesis §5 */
+    bool known = raft_log_term(&r->log, pr->next - 1, &prev_term);
+    /* Compacted away (thesis §5), or the follower needs the log from its very start, which does
+     * not hold the bootstrap configuration: the latest snapshot does. */
+    if (!known || (pr->next == 1 && r->snap_meta.index > 0)) {
+        raft_progress_become_snapshot(pr, r->snap_meta.index);
         raft_snap_send(r, pr);
         return false;
     }

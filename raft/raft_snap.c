@@ -148,6 +148,7 @@ static void raft_snap_complete(struct raft *r)
     r->commit = meta->index;
     r->conf = meta->conf;
     r->conf_index = meta->index;
+    r->conf_base = true;
     r->snap_meta = *meta;
     r->install_meta = *meta;
     r->install_state = RAFT_INSTALL_AFTER_CHUNK;
