@@ -37,17 +37,18 @@ struct node_member {
 
 struct node_config {
     const char *data_dir;
-    u32 shard_count;        /* 1 .. NODE_SHARDS_MAX */
-    u32 ipv4;               /* host order */
-    u16 client_port;        /* 0: any free port (the shard ports follow it) */
-    u64 member_id;          /* in every reply header */
-    u64 memory_bytes_max;   /* per shard store budget; 0: default */
-    u64 snapshot_wal_bytes; /* WAL bytes after which a shard snapshots; 0: default 64 MiB */
-    u32 connections_max;    /* per node; 0: the protocol's 16384 */
-    const char *split_keys; /* shard_count - 1 split keys, comma-separated, each text or
-                             * "hex:<bytes>"; NULL: the default map. Fixed at creation. */
-    u32 loop_flags;         /* LOOP_CONFIG_* (net/loop.h): start the io_uring fallbacks lower */
-    bool quiet;             /* no log lines (tests) */
+    u32 shard_count;              /* 1 .. NODE_SHARDS_MAX */
+    u32 ipv4;                     /* host order */
+    u16 client_port;              /* 0: any free port (the shard ports follow it) */
+    u64 member_id;                /* in every reply header */
+    u64 memory_bytes_max;         /* per shard store budget; 0: default */
+    u64 snapshot_wal_bytes;       /* WAL bytes after which a shard snapshots; 0: default 64 MiB */
+    u64 snapshot_catchup_entries; /* Raft entries kept after a snapshot; 0: default 10000 */
+    u32 connections_max;          /* per node; 0: the protocol's 16384 */
+    const char *split_keys;       /* shard_count - 1 split keys, comma-separated, each text or
+                                   * "hex:<bytes>"; NULL: the default map. Fixed at creation. */
+    u32 loop_flags; /* LOOP_CONFIG_* (net/loop.h): start the io_uring fallbacks lower */
+    bool quiet;     /* no log lines (tests) */
     /* replication: members[] empty means a single-member cluster of this node alone */
     const char *name; /* this member's name; NULL: "default" */
     struct node_member members[NODE_MEMBERS_MAX];

@@ -359,6 +359,7 @@ int shard_members_list(struct shard *s, const struct codec_field_desc *field,
                        struct codec_list *out, struct buf *scratch);
 void shard_member_info_set(struct shard *s, u64 id, const char *name, const char *peer_url);
 void shard_member_info_init(struct shard *s);
+bool shard_member_known(const struct shard *s, u64 id);
 void shard_balance_tick(struct shard *s);
 
 /* shard_member.c */

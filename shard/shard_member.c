@@ -62,8 +62,8 @@ static int add_change(const struct codec_member_add_request *q, struct raft_conf
 }
 
 /* The raft change for request f on this shard's group, or a status; *done: already in force. */
-static int member_change(struct shard *s, const struct codec_frame *f,
-                         const union codec_msg_any *m, struct raft_conf_change *cc, bool *done)
+static int member_change(struct shard *s, const struct codec_frame *f, const union codec_msg_any *m,
+                         struct raft_conf_change *cc, bool *done)
 {
     struct raft_status st;
     raft_status(s->raft, &st);
@@ -81,12 +81,15 @@ static int member_change(struct shard *s, const struct codec_frame *f,
     *cc = (struct raft_conf_change){.id = id};
     if (f->opcode == CODEC_OP_MEMBER_REMOVE) {
         cc->type = RAFT_CC_REMOVE;
-        if (!rm) return CODEC_S_MEMBER_NOT_FOUND;
-        return 0;
+        /* Gone already, but known: an earlier attempt removed it from this group. */
+        *done = !rm && shard_member_known(s, id);
+        return rm || *done ? 0 : CODEC_S_MEMBER_NOT_FOUND;
     }
     cc->type = RAFT_CC_PROMOTE;
     if (!rm) return CODEC_S_MEMBER_NOT_FOUND;
-    if (rm->role == RAFT_VOTER) return CODEC_S_MEMBER_NOT_LEARNER;
+    /* A voter in this group already: an earlier attempt promoted it here. */
+    *done = rm->role == RAFT_VOTER;
+    if (*done) return 0;
     for (u32 i = 0; i < st.progress_count; i++)
         if (st.progress[i].id == id && st.last_index - st.progress[i].match > LEARNER_READY_LAG_MAX)
             return CODEC_S_LEARNER_NOT_READY;
@@ -117,8 +120,10 @@ static void member_reply(struct shard *s, struct sink *k, u64 new_id)
     int rc = shard_members_list(s, codec_field_find(d, "members"), members, &s->x.scratch[2]);
     if (rc == 0) rc = codec_reply_encode(&tmp, &head, &h, &o, CODEC_REPLY_FRAME_SIZE_MAX);
     if (rc == 0 && k->kind == SINK_CONN) k->c->pending++;
-    if (rc == 0) shard_sink_bytes(s, k, tmp.ptr, (u32)tmp.len);
-    else reply_error(s, k, CODEC_S_INTERNAL, 0, "encoding the member list");
+    if (rc == 0)
+        shard_sink_bytes(s, k, tmp.ptr, (u32)tmp.len);
+    else
+        reply_error(s, k, CODEC_S_INTERNAL, 0, "encoding the member list");
     buf_free(&tmp);
 }
 
@@ -146,8 +151,6 @@ static int member_propose(struct shard *s, struct sink *k, const struct codec_fr
     if (rc != RAFT_OK)
         return reply_error(s, k, rc == RAFT_ENOT_LEADER ? CODEC_S_NOT_LEADER : CODEC_S_INVALID,
                            raft_leader(s->raft), raft_err_str(rc));
-    k->cookie = k->kind == SINK_PEER ? k->cookie : cc.id; /* the new member's id for the reply */
-    k->member = k->kind == SINK_PEER ? k->member : 0;
     shard_props_push(s, index, raft_term(s->raft), k, cc.id);
     return CONN_FRAME_DONE;
 }
@@ -264,8 +267,10 @@ static void merge_moves(struct shard *s, struct gather *g, struct buf *out)
         if (part_decode(span_make(g->part[i], g->part_len[i]), &r)) {
             struct codec_iter it;
             codec_iter_init(&it, fd, &r.body.move_leader_reply.shards);
-            if (r.header.status != 0) e.status = r.header.status;
-            else if (!codec_iter_next(&it, &e)) e.status = CODEC_S_INTERNAL;
+            if (r.header.status != 0)
+                e.status = r.header.status;
+            else if (!codec_iter_next(&it, &e))
+                e.status = CODEC_S_INTERNAL;
         }
         codec_list_add(&lb, &e);
     }

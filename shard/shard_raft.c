@@ -167,8 +167,8 @@ void shard_props_push(struct shard *s, u64 index, u64 term, const struct sink *k
 {
     ASSERT(s->props_count < SHARD_PROPOSALS_MAX);
     u32 at = (s->props_head + s->props_count) % SHARD_PROPOSALS_MAX;
-    s->props[at] = (struct proposal){.index = index, .term = term, .sink = *k,
-                                     .member_id = member_id};
+    s->props[at] =
+        (struct proposal){.index = index, .term = term, .sink = *k, .member_id = member_id};
     s->props_count++;
 }
 
@@ -221,10 +221,19 @@ static void shard_apply(struct shard *s, const struct raft_ready *rd)
     for (u32 i = 0; i < rd->committed_count; i++) {
         const struct raft_entry *e = &rd->committed[i];
         ASSERT(e->index == s->applied_index + 1);
-        if (e->type == RAFT_ENTRY_NORMAL)
+        if (e->type == RAFT_ENTRY_NORMAL) {
             shard_apply_normal(s, e);
-        else
+        } else {
+            props_fail_before(s, e->index, e->term);
             shard_apply_conf(s, e);
+            struct proposal *p = prop_head(s);
+            if (p && p->index == e->index) {
+                struct sink k = p->sink;
+                u64 id = p->member_id;
+                prop_pop(s);
+                shard_member_applied(s, &k, id);
+            }
+        }
         s->applied_index = e->index;
     }
 }

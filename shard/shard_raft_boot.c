@@ -164,11 +164,10 @@ int shard_raft_boot(struct shard *s, u64 snapshot_index)
     rs.entries = l.entries;
     rs.entry_count = l.count;
     boot_conf(s, &conf);
-    /* A brand-new member of a new cluster writes the initial configuration into its log (raft
-     * appends it as CONF entries); after that the log or a snapshot carries it. A member that
-     * joins a running cluster learns it from the leader. */
-    bool fresh = snapshot_index == 0 && l.count == 0 && rs.hard_state.term == 0;
-    if (fresh && !s->node->config.join_existing) rs.bootstrap = &conf;
+    /* The initial configuration stands at index 0 of every log that has no snapshot (raft.h),
+     * so it is passed on every start until a snapshot carries the membership. A member that
+     * joins a running cluster has none: it learns the membership from the leader's snapshot. */
+    if (!rs.snapshot && !s->node->config.join_existing) rs.bootstrap = &conf;
     /* commit is saved only with term and vote changes: it may name entries a crash took from
      * the WAL's unsynced tail. Lowering it is safe (the leader tells it again). */
     u64 stored_last = l.count ? l.entries[l.count - 1].index : snapshot_index;

@@ -156,7 +156,12 @@ void shard_own_status(struct shard *s, struct codec_shard_status *out)
                                        .memory_bytes = st.memory.reserved_bytes,
                                        .wal_bytes = shard_wal_bytes(s),
                                        .connections = s->host.open_count,
-                                       .raft_leader_id = raft_leader(s->raft)};
+                                       .raft_term = raft_term(s->raft),
+                                       .raft_leader_id = raft_leader(s->raft),
+                                       .raft_applied_index = s->applied_index};
+    struct raft_status rs;
+    raft_status(s->raft, &rs);
+    out->raft_commit_index = rs.commit;
 }
 
 static int shard_status_encode(struct shard *s, struct conn *c, u64 request_id,
@@ -353,8 +358,10 @@ static void gather_finish(struct shard *s, struct gather *g)
     }
     if (shard_is_member_op(g->opcode)) {
         shard_member_merge(s, g, conn_reply_begin(c));
-        if (!buf_ok(&c->acc)) conn_close(c);
-        else conn_reply_end(c, 0);
+        if (!buf_ok(&c->acc))
+            conn_close(c);
+        else
+            conn_reply_end(c, 0);
         return gather_free(g);
     }
     struct codec_frame f;

@@ -186,7 +186,8 @@ static void snap_install(struct shard *s)
     if (prev > 0) snapshot_file_remove_older(dir, prev, &removed);
     if (prev > 0) shard_snap_meta_remove_older(s, prev);
     /* Followers that fall further behind than SNAP_KEEP_ENTRIES get this snapshot instead. */
-    raft_compact(s->raft, &sn->meta, SNAP_KEEP_ENTRIES);
+    u64 keep = s->node->config.snapshot_catchup_entries;
+    raft_compact(s->raft, &sn->meta, keep ? keep : SNAP_KEEP_ENTRIES);
     int rc = prev > 0 ? wal_drop_prefix(&s->wal, prev) : 0;
     if (rc != 0) node_log("snapshot", "shard %u: dropping WAL segments failed: %d", s->id, rc);
     if (!s->node->config.quiet)

@@ -17,8 +17,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define PUB_LEARNER (1u << 0)
-#define PUB_RECENT  (1u << 1)
+#define PUB_LEARNER         (1u << 0)
+#define PUB_RECENT          (1u << 1)
 #define BALANCE_EVERY_TICKS (5u * SHARD_RAFT_ELECTION_TICKS) /* 5 s between transfers */
 
 #define STORE(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
@@ -74,8 +74,7 @@ static int progress_list(const struct shard_pub *p, u64 self, struct codec_list 
                          struct buf *scratch)
 {
     struct codec_list_builder lb;
-    codec_list_begin(&lb, codec_field_find(&codec_msg_shard_raft_status, "progress"), out,
-                     scratch);
+    codec_list_begin(&lb, codec_field_find(&codec_msg_shard_raft_status, "progress"), out, scratch);
     u32 n = LOAD(p->progress_count);
     for (u32 i = 0; i < n && i < RAFT_MEMBERS_MAX; i++) {
         u32 flags = LOAD(p->progress[i].flags);
@@ -125,7 +124,7 @@ int shard_endpoint_status(struct shard *s, struct buf *out, const struct codec_f
     codec_list_end(&lb);
     struct codec_reply_header h = {.shard = CODEC_SHARD_NONE, .member_id = n->config.member_id};
     return codec_reply_encode(out, f, &h, &o, CODEC_REPLY_FRAME_SIZE_MAX) == 0 ? 0
-                                                                                : CODEC_S_INTERNAL;
+                                                                               : CODEC_S_INTERNAL;
 }
 
 /* ---- MEMBER_LIST ------------------------------------------------------------------------- */
@@ -137,6 +136,11 @@ static const struct member_info *member_info_find(const struct shard *s, u64 id)
     for (u32 i = 0; i < s->minfo_count; i++)
         if (s->minfo[i].id == id) return &s->minfo[i];
     return NULL;
+}
+
+bool shard_member_known(const struct shard *s, u64 id)
+{
+    return member_info_find(s, id) != NULL;
 }
 
 void shard_member_info_set(struct shard *s, u64 id, const char *name, const char *peer_url)
@@ -176,7 +180,8 @@ static int url_list(const struct codec_field_desc *field, const char *url, struc
     return 0;
 }
 
-static int member_entry(struct shard *s, const struct raft_member *rm, struct codec_list_builder *lb)
+static int member_entry(struct shard *s, const struct raft_member *rm,
+                        struct codec_list_builder *lb)
 {
     const struct member_info *mi = member_info_find(s, rm->id);
     char client[64] = "";

@@ -46,6 +46,8 @@ static const char usage_text[] =
     "  --listen-peer HOST:PORT   optional check: must equal this member's --initial-cluster URL\n"
     "  --memory-max BYTES        per-shard store budget, with K, M or G (default 8G)\n"
     "  --snapshot-wal-bytes B    WAL bytes after which a shard writes a snapshot (default 64M)\n"
+    "  --snapshot-catchup-entries N  Raft entries kept in memory after a snapshot, for followers\n"
+    "                            that lag (default 10000); one further behind gets the snapshot\n"
     "  --max-connections N       client connections the node holds (default 16384)\n"
     "  --io-uring-mode MODE      defer (default: single issuer + deferred task running, falling\n"
     "                            back when the kernel lacks it), coop or plain: start the\n"
@@ -179,6 +181,8 @@ static void parse_args(int argc, char **argv, struct node_config *c, const char 
             c->memory_bytes_max = parse_size(a, flag_value(argc, argv, &i));
         } else if (strcmp(a, "--snapshot-wal-bytes") == 0) {
             c->snapshot_wal_bytes = parse_size(a, flag_value(argc, argv, &i));
+        } else if (strcmp(a, "--snapshot-catchup-entries") == 0) {
+            c->snapshot_catchup_entries = parse_u32(a, flag_value(argc, argv, &i), 1, UINT32_MAX);
         } else if (strcmp(a, "--max-connections") == 0) {
             c->connections_max = parse_u32(a, flag_value(argc, argv, &i), 1, 1u << 20);
         } else if (strcmp(a, "--split-keys") == 0) {

@@ -100,16 +100,20 @@ static pid_t spawn(struct keeld_proc *p)
     snprintf(bin, sizeof(bin), "%s/keeld", KEEL_BIN_DIR);
     snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)p->port);
     snprintf(shards, sizeof(shards), "%u", (unsigned)p->shards);
-    const char *argv[24] = {bin,    "--data-dir", p->data_dir, "--listen-client",
-                            listen, "--shards",   shards,      "--quiet"};
-    int n = 8;
-    for (int i = 0; i < 8 && p->extra_args[i]; i++) argv[n++] = p->extra_args[i];
+    const char *argv[8 + KEELD_EXTRA_ARGS_MAX + 1] = {
+        bin, "--data-dir", p->data_dir, "--listen-client", listen, "--shards", shards, "--quiet"};
+    int n = p->log_path[0] ? 7 : 8; /* a log file gets the log lines */
+    for (int i = 0; i < KEELD_EXTRA_ARGS_MAX && p->extra_args[i]; i++) argv[n++] = p->extra_args[i];
     argv[n] = NULL;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) return pid;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
+    if (p->log_path[0]) {
+        int fd = open(p->log_path, O_CREAT | O_APPEND | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd >= 0) dup2(fd, 2);
+    }
     execv(bin, (char *const *)argv);
     fprintf(stderr, "keeld_proc: cannot exec %s: %s\n", bin, strerror(errno));
     _exit(127);
@@ -169,7 +173,8 @@ int keeld_start(struct keeld_proc *p)
         }
     }
     for (int t = 0; t < START_TRIES_MAX; t++) {
-        p->port = keeld_port_range_pick(p->shards);
+        /* A restart on the same ports first, when asked (a cluster's clients know them). */
+        if (!(p->keep_port && p->port != 0 && t == 0)) p->port = keeld_port_range_pick(p->shards);
         if (p->port == 0) continue;
         snprintf(p->endpoint, sizeof(p->endpoint), "127.0.0.1:%u", (unsigned)p->port);
         p->pid = spawn(p);

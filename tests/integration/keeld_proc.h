@@ -22,16 +22,19 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KEELD_READY_MS 10000
-#define KEELD_STOP_MS  10000
+#define KEELD_READY_MS       10000
+#define KEELD_STOP_MS        10000
+#define KEELD_EXTRA_ARGS_MAX 16
 
 struct keeld_proc {
-    pid_t pid;                 /* 0 when not running */
-    uint16_t port;             /* router (client) port; shard i listens on port + 1 + i */
-    uint32_t shards;           /* --shards */
-    char data_dir[256];        /* empty: keeld_start makes one */
-    char endpoint[32];         /* "127.0.0.1:PORT" */
-    const char *extra_args[8]; /* more flags for keeld, NULL-terminated */
+    pid_t pid;          /* 0 when not running */
+    uint16_t port;      /* router (client) port; shard i listens on port + 1 + i */
+    uint32_t shards;    /* --shards */
+    char data_dir[256]; /* empty: keeld_start makes one */
+    char endpoint[32];  /* "127.0.0.1:PORT" */
+    const char *extra_args[KEELD_EXTRA_ARGS_MAX]; /* more flags for keeld, NULL-terminated */
+    char log_path[256]; /* empty: --quiet; else keeld's log lines are appended there */
+    bool keep_port;     /* a restart tries the same client port first */
 };
 
 /* Starts keeld with p->shards shards on p->data_dir (made when empty). 0 or -1. */

@@ -1279,7 +1279,7 @@ Test(ops, hello_reply_on_every_port)
         cr_assert_eq(h->cluster_id, cluster_id, "one cluster id on every port");
         raw_close(&c);
     }
-    /* feature bits asked for are not granted (WATCH, LEASE, MEMBER are reserved) */
+    /* of every feature bit asked for, only MEMBER is granted (WATCH and LEASE are reserved) */
     struct raw_conn c;
     cr_assert(raw_connect(&c, kp.port));
     struct buf b;
@@ -1294,7 +1294,7 @@ Test(ops, hello_reply_on_every_port)
     struct raw_reply r;
     cr_assert_eq(raw_read_reply(&c, RAW_READ_MS, &r), RAW_OK);
     cr_assert_eq(r.reply.header.status, CODEC_S_OK);
-    cr_assert_eq(r.reply.body.hello_reply.features, 0);
+    cr_assert_eq(r.reply.body.hello_reply.features, CODEC_FEATURE_MEMBER);
     raw_close(&c);
 }
 
