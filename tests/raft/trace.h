@@ -15,10 +15,15 @@
  * `persist` made durable; `crash` loses the rest). It compares each output with the file, or
  * regenerates the file with --rewrite (KEEL_REWRITE=1) for a human to review the diff.
  *
- * The harness checks as it goes and prints a line starting with "SAFETY:" on any violation:
- * two leaders in one term, an entry applied at an index with other contents than another
- * member applied there, entries applied out of order, a log that does not continue where
- * storage ends. A golden file must never contain such a line.
+ * The harness checks as it goes and prints a line starting with "SAFETY:" on any violation
+ * (trace_env.c): two leaders in one term (Election Safety); two logs that agree at an index and
+ * term but differ before it (Log Matching); a leader missing an entry applied in an earlier
+ * term (Leader Completeness); a member applying other contents than another applied at that
+ * index, applying out of order, or applying what it has not stored durably (State Machine
+ * Safety); a read answered below a commit index known when it was issued (linearizable reads);
+ * entries that do not continue the stored log, snapshot chunks out of order, an install without
+ * all chunks; a durable hard state whose commit is past the durable log (no restart possible).
+ * A golden file must never contain such a line.
  *
  * Commands (one handler file per group, trace_cmd_*.c; trace_cmd_table in trace_main.c):
  *   add-nodes COUNT [voters=1,2,3] [learners=4] [join] [snapshot=INDEX] [election=10]
@@ -137,8 +142,20 @@ struct trace_applied {
     u64 term_seen; /* its term then: the entry was committed in this term or before */
 };
 
+/* A read index in flight, for the linearizability check: the index it is answered with must be
+ * at least every commit index some member knew when the read was issued. */
+struct trace_read {
+    u64 id;
+    u64 context;
+    u64 commit_floor;
+};
+
+#define TRACE_READS_MAX 256
+
 struct trace_env {
     struct trace_node nodes[TRACE_NODES_MAX];
+    struct trace_read reads[TRACE_READS_MAX];
+    u32 read_count;
     struct trace_wires net;
     u32 group[TRACE_NODES_MAX]; /* partition group per id; 0 = the default group */
     u64 leader_of_term[TRACE_TERMS_MAX];
@@ -159,6 +176,7 @@ bool env_deliver(struct trace_env *env, u32 at, const char *indent);
 bool env_link_up(const struct trace_env *env, u64 from, u64 to);
 void env_check_safety(struct trace_env *env);
 void env_report_changes(struct trace_env *env);
+void env_read_issued(struct trace_env *env, const struct trace_node *n, u64 context);
 void env_apply(struct trace_env *env, struct trace_node *n, const struct raft_entry *e,
                const char *indent);
 

@@ -67,5 +67,8 @@ void cmd_read_index(struct trace_env *env, const struct trace_cmd *c)
     u64 context;
     if (!n || !parse_u64(env, cmd_pos(c, 1), &context)) return;
     int rc = raft_read_index(n->r, context);
-    if (rc != RAFT_OK) out_printf(env->out, "%llu: error: %s\n", (ull)n->id, raft_err_str(rc));
+    if (rc != RAFT_OK)
+        out_printf(env->out, "%llu: error: %s\n", (ull)n->id, raft_err_str(rc));
+    else
+        env_read_issued(env, n, context);
 }

@@ -379,6 +379,50 @@ void env_apply(struct trace_env *env, struct trace_node *n, const struct raft_en
     n->applied = e->index;
 }
 
+/* Records a read index just issued at n, with the highest commit index any member knows. */
+void env_read_issued(struct trace_env *env, const struct trace_node *n, u64 context)
+{
+    u64 floor = 0;
+    for (u32 id = 1; id < TRACE_NODES_MAX; id++) {
+        const struct trace_node *m = &env->nodes[id];
+        if (!m->exists || m->down) continue;
+        struct raft_status st;
+        raft_status(m->r, &st);
+        floor = KEEL_MAX(floor, st.commit);
+    }
+    if (env->read_count == TRACE_READS_MAX) return; /* not checked beyond the cap */
+    env->reads[env->read_count++] = (struct trace_read){n->id, context, floor};
+}
+
+/* Takes the read (n, context) off the in-flight list; its commit floor, or 0 if unknown. */
+static u64 read_done(struct trace_env *env, const struct trace_node *n, u64 context)
+{
+    for (u32 i = 0; i < env->read_count; i++) {
+        if (env->reads[i].id != n->id || env->reads[i].context != context) continue;
+        u64 floor = env->reads[i].commit_floor;
+        env->reads[i] = env->reads[--env->read_count];
+        return floor;
+    }
+    return 0;
+}
+
+/* Linearizable reads (thesis §6.4): a read is answered with an index at or past everything
+ * committed before it was issued. */
+static void ready_check_reads(struct trace_env *env, struct trace_node *n,
+                              const struct raft_ready *rd, const char *indent)
+{
+    for (u32 i = 0; i < rd->read_count; i++) {
+        u64 floor = read_done(env, n, rd->reads[i].context);
+        if (rd->reads[i].index < floor)
+            out_printf(env->out,
+                       "%sSAFETY: read %llu answered at %llu, but %llu was committed before it "
+                       "was issued\n",
+                       indent, (unsigned long long)rd->reads[i].context,
+                       (unsigned long long)rd->reads[i].index, (unsigned long long)floor);
+    }
+    for (u32 i = 0; i < rd->read_failed_count; i++) read_done(env, n, rd->reads_failed[i]);
+}
+
 /* ---- the ready loop ---------------------------------------------------------------------- */
 
 /* Fills the SNAP chunks of rd from n's durable snapshot (ready step c). A chunk past the end
@@ -493,6 +537,7 @@ bool env_process_ready(struct trace_env *env, struct trace_node *n, const char *
     for (u32 i = 0; i < rd.msg_after_persist_count; i++)
         wires_push(n->dirty ? &n->held : &env->net, &rd.msgs_after_persist[i]);
     for (u32 i = 0; i < rd.committed_count; i++) env_apply(env, n, &rd.committed[i], sub);
+    ready_check_reads(env, n, &rd, sub);
     raft_advance(n->r, &rd);
     for (u32 i = 0; i < n->snap_failed_count; i++) {
         out_printf(env->out, "%sno snapshot to send to %llu: raft_snapshot_failed\n", sub,
