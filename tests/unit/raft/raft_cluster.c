@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,6 +330,19 @@ void cl_run_steps(struct cluster *c, u32 max_steps)
         struct cl_msg cm = c->q[at];
         memmove(c->q + at, c->q + at + 1, (c->q_count - at - 1) * sizeof(*c->q));
         c->q_count--;
+        const char *trace = getenv("CL_TRACE"); /* CL_TRACE=<id>: print id's traffic */
+        u64 tid = trace ? strtoull(trace, NULL, 10) : 0;
+        if (tid != 0 && (cm.m.to == tid || cm.m.from == tid)) {
+            fprintf(
+                stderr,
+                "%llu->%llu %s t%llu i%llu lt%llu c%llu rej%d n%u snap%llu off%llu len%u last%d\n",
+                (unsigned long long)cm.m.from, (unsigned long long)cm.m.to,
+                raft_msg_type_str(cm.m.type), (unsigned long long)cm.m.term,
+                (unsigned long long)cm.m.index, (unsigned long long)cm.m.log_term,
+                (unsigned long long)cm.m.commit, cm.m.reject, cm.m.entry_count,
+                (unsigned long long)cm.m.snap.index, (unsigned long long)cm.m.snap_offset,
+                cm.m.snap_len, cm.m.snap_last);
+        }
         if (cl_deliverable(c, &cm.m)) {
             raft_step(c->nodes[cm.m.to - 1].r, &cm.m);
             cl_ready(c, cm.m.to);

@@ -117,10 +117,11 @@ static void fuzz_compact(struct cluster *c, u64 id)
     struct raft_status st;
     raft_status(nd->r, &st);
     if (st.applied == 0 || st.applied <= st.snapshot_index) return;
-    u64 size = 1 + rng_below(64);
+    /* the snapshot of an index is the same bytes on every node */
+    u64 size = 1 + st.applied % 61;
     free(nd->snap_src);
     nd->snap_src = malloc(size);
-    for (u64 i = 0; i < size; i++) nd->snap_src[i] = (u8)rng_next();
+    for (u64 i = 0; i < size; i++) nd->snap_src[i] = (u8)(st.applied * 31 + i * 7);
     nd->snap_src_len = size;
     struct raft_snapshot_meta meta;
     raft_snapshot_meta_applied(nd->r, &meta);
@@ -190,6 +191,26 @@ static void fuzz_settle(struct cluster *c, u32 n, struct fuzz *f)
         if (caught_up && st.commit == st.last_index && t > 50) break;
     }
     cr_assert_neq(l, 0, "no leader after healing");
+    if (getenv("FUZZ_STATS")) {
+        struct raft_status st;
+        raft_status(cl_r(c, l), &st);
+        for (u32 i = 0; i < st.progress_count; i++) {
+            struct raft_status fs;
+            raft_status(cl_r(c, st.progress[i].id), &fs);
+            fprintf(stderr,
+                    "pr %llu state %u match %llu next %llu | role %u term %llu lead %llu "
+                    "commit %llu applied %llu last %llu first %llu snap %llu inst %u\n",
+                    (unsigned long long)st.progress[i].id, st.progress[i].state,
+                    (unsigned long long)st.progress[i].match,
+                    (unsigned long long)st.progress[i].next, fs.role, (unsigned long long)fs.term,
+                    (unsigned long long)fs.leader, (unsigned long long)fs.commit,
+                    (unsigned long long)fs.applied, (unsigned long long)fs.last_index,
+                    (unsigned long long)fs.first_index, (unsigned long long)fs.snapshot_index,
+                    cl_node(c, st.progress[i].id)->installs);
+        }
+        fprintf(stderr, "leader last %llu snap %llu\n", (unsigned long long)st.last_index,
+                (unsigned long long)st.snapshot_index);
+    }
     for (u64 id = 1; id <= n; id++) {
         if (conf_role(cl_r(c, l), id) == 0) continue;
         cr_assert_eq(cl_node(c, id)->ap_last, cl_node(c, l)->ap_last,
