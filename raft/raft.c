@@ -181,7 +181,7 @@ static int raft_restore_state(struct raft *r, const struct raft_restore *rs)
         r->snap_meta = *rs->snapshot;
         r->conf = rs->snapshot->conf;
         r->conf_index = rs->snapshot->index;
-        r->conf_base = true;
+        r->conf_base = rs->snapshot->conf.count > 0; /* an empty one is no base */
     } else if (rs->bootstrap != NULL && rs->bootstrap->count > 0) {
         r->conf = *rs->bootstrap;
         r->conf_base = true;

@@ -39,7 +39,7 @@ void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 kee
     ASSERT(!r->in_ready);
     ASSERT(meta->index <= r->applied);
     raft_check_invariants(r);
-    if (meta->index < r->snap_meta.index) return; /* older than the one we hold */
+    if (meta->index == 0 || meta->index < r->snap_meta.index) return; /* nothing, or older */
     r->snap_meta = *meta;
     if (meta->index > keep_entries) raft_log_compact(r, meta->index - keep_entries);
     raft_check_invariants(r);
