@@ -28,6 +28,15 @@ static_assert((int)KEEL_STATUS_WRONG_SHARD == (int)CODEC_S_WRONG_SHARD, "mirrors
 static_assert((int)KEEL_STATUS_TOO_MANY_CONNECTIONS == (int)CODEC_S_TOO_MANY_CONNECTIONS,
               "mirrors codec_status");
 static_assert((int)KEEL_STATUS_CORRUPT == (int)CODEC_S_CORRUPT, "mirrors codec_status");
+static_assert((int)KEEL_STATUS_LEADER_CHANGED == (int)CODEC_S_LEADER_CHANGED,
+              "mirrors codec_status");
+static_assert((int)KEEL_STATUS_MEMBER_NOT_FOUND == (int)CODEC_S_MEMBER_NOT_FOUND,
+              "mirrors codec_status");
+static_assert((int)KEEL_OPCODE_ENDPOINT_STATUS == (int)CODEC_OP_ENDPOINT_STATUS,
+              "mirrors codec_opcode");
+static_assert((int)KEEL_OPCODE_MEMBER_LIST == (int)CODEC_OP_MEMBER_LIST, "mirrors codec_opcode");
+static_assert((int)KEEL_OPCODE_SHARD_MAP == (int)CODEC_OP_SHARD_MAP, "mirrors codec_opcode");
+static_assert((int)KEEL_FEATURE_MEMBER == (int)CODEC_FEATURE_MEMBER, "mirrors the feature bit");
 
 /* ---- status text -------------------------------------------------------------------------- */
 

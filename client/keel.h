@@ -322,6 +322,23 @@ struct keel_endpoint_status_result {
     size_t shards_len;
 };
 
+/* Opcodes of keel_result.opcode (protocol.md's opcode table). */
+enum keel_opcode {
+    KEEL_OPCODE_PUT = 0x0010,
+    KEEL_OPCODE_RANGE = 0x0011,
+    KEEL_OPCODE_DELETE_RANGE = 0x0012,
+    KEEL_OPCODE_TXN = 0x0013,
+    KEEL_OPCODE_COMPACT = 0x0014,
+    KEEL_OPCODE_STATUS = 0x0020,
+    KEEL_OPCODE_SHARD_MAP = 0x0021,
+    KEEL_OPCODE_MEMBER_LIST = 0x0300,
+    KEEL_OPCODE_MEMBER_ADD = 0x0301,
+    KEEL_OPCODE_MEMBER_REMOVE = 0x0302,
+    KEEL_OPCODE_MEMBER_PROMOTE = 0x0303,
+    KEEL_OPCODE_MOVE_LEADER = 0x0304,
+    KEEL_OPCODE_ENDPOINT_STATUS = 0x0305,
+};
+
 /* Every reply: header and error always; the opcode's member when status is OK. */
 struct keel_result {
     uint16_t opcode; /* the request's opcode (protocol.md) */

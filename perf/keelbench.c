@@ -27,6 +27,11 @@
  *    callback (inside keel_poll), per request, into per-thread bench_hist histograms
  *    (no allocation per request), merged at the end. A request is measured when it was
  *    submitted after the warmup. Failed requests are errors, not latencies.
+ *  - Several endpoints (--endpoints a,b,c): connection i connects to endpoint i first (the
+ *    list rotated), so connections spread over the members. A NOT_LEADER reply (counted as
+ *    an error: it was not executed) names the leader; the connection then stops
+ *    submitting, drains, and keel_follow_leader moves it to that member before it takes
+ *    load again ("leader moves" in the report).
  *  - Waiting: a thread waits on all its live clients at once in keel_poll_many (one
  *    poll() over every connection, up to KB_POLL_TIMEOUT_MS), so a thread with nothing to
  *    read sleeps in the kernel instead of taking CPU from a server on the same cores; the
@@ -81,6 +86,7 @@ struct kb_conn {
     u32 *free;             /* indexes of free slots, a stack of depth entries */
     u32 free_len;
     bool dead;
+    u64 leader_hint; /* NOT_LEADER's detail: move there once drained; 0: none */
 };
 
 struct kb_status_count {
@@ -116,7 +122,7 @@ struct kb_thread {
     u64 submitted_measured; /* measured submits so far */
     u64 measure_start_ns, last_ns, ops_measured;
     u64 preload_next, preload_end, preload_left;
-    u64 unanswered, conns_lost;
+    u64 unanswered, conns_lost, leader_moves;
     bool closing; /* after the drain: callbacks only count errors */
     struct kb_errors errors;
     atomic_ullong ops_progress; /* successful completions, read by main for progress */
@@ -157,7 +163,6 @@ static void kb_error(struct kb_errors *e, int status, u64 count)
 static void kb_done(void *ctx, uint64_t request_id, int status, const struct keel_result *result)
 {
     (void)request_id;
-    (void)result;
     u64 now_ns = kb_now_ns();
     struct kb_slot *s = ctx;
     struct kb_conn *k = s->conn;
@@ -166,6 +171,8 @@ static void kb_done(void *ctx, uint64_t request_id, int status, const struct kee
     k->free[k->free_len++] = s->index;
     if (t->closing) t->unanswered++;
     if (status != KEEL_STATUS_OK) {
+        if (status == KEEL_STATUS_NOT_LEADER && result->error.detail != 0)
+            k->leader_hint = result->error.detail;
         kb_error(&t->errors, status, 1);
         return;
     }
@@ -181,10 +188,12 @@ static void kb_preload_done(void *ctx, uint64_t request_id, int status,
                             const struct keel_result *result)
 {
     (void)request_id;
-    (void)result;
-    struct kb_thread *t = ctx;
+    struct kb_conn *k = ctx;
+    struct kb_thread *t = k->thread;
     ASSERT(t->preload_left > 0);
     t->preload_left--;
+    if (status == KEEL_STATUS_NOT_LEADER && result->error.detail != 0)
+        k->leader_hint = result->error.detail;
     if (status != KEEL_STATUS_OK) kb_error(&t->errors, status, 1);
 }
 
@@ -214,6 +223,22 @@ static void kb_poll_all(struct kb_thread *t, int timeout_ms)
         struct kb_conn *k = &t->conns[i];
         if (!k->dead && keel_connection_count(k->client) == 0) kb_conn_dead(t, k);
     }
+}
+
+/* True when k may take requests: no leader move waits for it, or the move is done (a
+ * connection told NOT_LEADER drains, then moves to the member named, then resumes). */
+static bool kb_conn_ready(struct kb_thread *t, struct kb_conn *k)
+{
+    if (k->dead) return false;
+    if (k->leader_hint == 0) return true;
+    if (keel_pending(k->client) > 0) return false;
+    u64 leader = k->leader_hint;
+    k->leader_hint = 0;
+    int rc = keel_follow_leader(k->client, leader);
+    t->leader_moves++;
+    if (rc != KEEL_STATUS_OK) kb_error(&t->errors, rc, 1);
+    if (keel_connection_count(k->client) == 0) kb_conn_dead(t, k);
+    return !k->dead;
 }
 
 static const char *kb_value(struct kb_thread *t)
@@ -251,7 +276,7 @@ static void kb_fill(struct kb_thread *t, u64 warm_end_ns)
 {
     for (u32 i = 0; i < t->conns_len; i++) {
         struct kb_conn *k = &t->conns[i];
-        while (!k->dead && k->free_len > 0) {
+        while (kb_conn_ready(t, k) && k->free_len > 0) {
             if (t->cfg->requests > 0 && t->submitted_measured >= t->budget) return;
             int rc = kb_submit(t, k, warm_end_ns);
             if (rc == KEEL_STATUS_OK) continue;
@@ -271,14 +296,14 @@ static void kb_preload(struct kb_thread *t)
     while (t->alive > 0 && t->preload_left > 0) {
         for (u32 i = 0; i < t->conns_len; i++) {
             struct kb_conn *k = &t->conns[i];
-            while (!k->dead && t->preload_next < t->preload_end &&
+            while (kb_conn_ready(t, k) && t->preload_next < t->preload_end &&
                    keel_pending(k->client) < t->preload_depth) {
                 bench_key(c, t->preload_next, t->key);
                 struct keel_put_args a = {
                     .key = {.ptr = t->key, .len = c->key_size_bytes},
                     .value = {.ptr = kb_value(t), .len = c->value_size_bytes},
                 };
-                int rc = keel_submit_put(k->client, &a, kb_preload_done, t, NULL);
+                int rc = keel_submit_put(k->client, &a, kb_preload_done, k, NULL);
                 if (rc == KEEL_STATUS_OK || (rc != KEEL_STATUS_CLOSED && rc != KEEL_STATUS_FULL))
                     t->preload_next++;
                 if (rc == KEEL_STATUS_OK) continue;
@@ -568,7 +593,7 @@ static int kb_start(struct kb_bench *b)
 static u64 kb_errors_report(const struct kb_bench *b, FILE *out)
 {
     struct kb_errors all = {0};
-    u64 unanswered = 0, lost = 0;
+    u64 unanswered = 0, lost = 0, moves = 0;
     for (u32 t = 0; t < b->cfg.threads; t++) {
         const struct kb_thread *th = &b->threads[t];
         for (u32 i = 0; i < th->errors.statuses_len; i++)
@@ -577,6 +602,7 @@ static u64 kb_errors_report(const struct kb_bench *b, FILE *out)
         all.total += th->errors.other;
         unanswered += th->unanswered;
         lost += th->conns_lost;
+        moves += th->leader_moves;
     }
     if (out == NULL) return all.total;
     for (u32 i = 0; i < all.statuses_len; i++)
@@ -587,6 +613,7 @@ static u64 kb_errors_report(const struct kb_bench *b, FILE *out)
         fprintf(out, "  no reply %u s after the run (closed): %" PRIu64 "\n", KB_DRAIN_TIMEOUT_S,
                 unanswered);
     if (lost > 0) fprintf(out, "  connections lost: %" PRIu64 "\n", lost);
+    if (moves > 0) fprintf(out, "  leader moves (NOT_LEADER followed): %" PRIu64 "\n", moves);
     return all.total;
 }
 

@@ -101,7 +101,8 @@ void raft_check_invariants(const struct raft *r)
     u64 last = raft_log_last(&r->log);
     ASSERT(r->commit <= last);
     ASSERT(r->applied <= r->commit);
-    ASSERT(r->log.snap_index <= r->applied || r->install_state != RAFT_INSTALL_NONE);
+    ASSERT(r->log.snap_index <= r->applied);
+    ASSERT(r->chunk_count <= RAFT_CHUNKS_QUEUED);
     ASSERT(r->log.persisted <= last);
     ASSERT(raft_log_last_term(&r->log) <= r->term);
     ASSERT(r->log.unstable_from >= r->log.snap_index + 1);
@@ -180,7 +181,7 @@ static int raft_restore_state(struct raft *r, const struct raft_restore *rs)
         r->snap_meta = *rs->snapshot;
         r->conf = rs->snapshot->conf;
         r->conf_index = rs->snapshot->index;
-        r->conf_base = true;
+        r->conf_base = rs->snapshot->conf.count > 0; /* an empty one is no base */
     } else if (rs->bootstrap != NULL && rs->bootstrap->count > 0) {
         r->conf = *rs->bootstrap;
         r->conf_base = true;
@@ -238,7 +239,7 @@ void raft_destroy(struct raft *r)
     raft_vec_release(r, &r->reads_failed, sizeof(u64));
     raft_vec_release(r, &r->msgs, sizeof(struct raft_msg));
     raft_vec_release(r, &r->msgs_after, sizeof(struct raft_msg));
-    if (r->chunk_data) raft_free(r, r->chunk_data, r->chunk.len);
+    raft_snap_release(r);
     r->cfg.free(r->cfg.alloc_ctx, r, sizeof(*r));
 }
 
@@ -271,6 +272,11 @@ void raft_status(const struct raft *r, struct raft_status *st)
         ps->match = pr->match;
         ps->next = pr->next;
         ps->recent_active = pr->recent_active;
+        if (pr->id == r->cfg.id) { /* the leader itself: its durable log */
+            ps->state = RAFT_PROGRESS_REPLICATE;
+            ps->match = r->log.persisted;
+            ps->next = raft_log_last(&r->log) + 1;
+        }
     }
     st->progress_count = r->pr_count;
     ASSERT(st->progress_count <= RAFT_MEMBERS_MAX);

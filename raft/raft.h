@@ -29,7 +29,10 @@
  *          leader appends to its log in parallel with replication, Raft thesis §10.2.1).
  *          Fill every RAFT_MSG_SNAP in rd.msgs whose snap_data is NULL with the chunk of the
  *          caller's snapshot of that index at snap_offset (<= config.snap_chunk_bytes; set
- *          snap_last on the final chunk) before it is sent.
+ *          snap_last on the final chunk) before it is sent. Offsets are multiples of
+ *          snap_chunk_bytes: every chunk but the last holds exactly snap_chunk_bytes; raft does
+ *          not know the size, so a chunk at or past the end gets snap_len 0 and snap_last (raft
+ *          reads the filled chunks back at raft_advance and stops there).
  *       d. Send rd.msgs_after_persist only once everything of step b of this ready (and of
  *          every earlier ready) is durable: votes, append and snapshot acknowledgements.
  *       e. Apply rd.committed in order (entries of type RAFT_ENTRY_CONF too: raft applies the
@@ -276,7 +279,8 @@ void raft_step(struct raft *r, const struct raft_msg *m);
  * commit): the caller learns its fate when an entry of that index is applied with another
  * term, or never (then a later read index passes it). */
 int raft_propose(struct raft *r, const u8 *data, u32 len, u64 *index, u64 *term);
-/* Proposes a membership change (leader only): RAFT_ECONF_PENDING, RAFT_EINVALID, ... */
+/* Proposes a membership change (leader only): RAFT_ECONF_PENDING, RAFT_EINVALID, ...
+ * RAFT_CC_PROMOTE also gives RAFT_ECONF_PENDING while the learner's match is below commit. */
 int raft_propose_conf(struct raft *r, const struct raft_conf_change *cc, u64 *index);
 /* Asks for a linearizable read index; the answer comes in a later ready's reads (or
  * reads_failed) with this context. Works on followers too (forwarded to the leader). */
@@ -301,7 +305,9 @@ void raft_advance(struct raft *r, const struct raft_ready *rd);
 /* The meta of a snapshot of the state as applied now (index = applied index). */
 void raft_snapshot_meta_applied(const struct raft *r, struct raft_snapshot_meta *meta);
 /* The caller holds a durable snapshot of meta (from raft_snapshot_meta_applied): raft sends it
- * to followers that are too far behind, and drops entries up to meta->index - keep_entries. */
+ * to followers that are too far behind, and drops entries up to meta->index - keep_entries.
+ * A member that joined with an empty bootstrap takes nothing but a snapshot (the bootstrap
+ * configuration is in no entry): it waits until the leader holds one. */
 void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 keep_entries);
 /* The caller could not send a snapshot chunk (no file, I/O error): the follower goes back to
  * probing and raft retries later. */

@@ -162,6 +162,13 @@ int raft_propose_conf(struct raft *r, const struct raft_conf_change *cc, u64 *in
     if (cc->context_len > RAFT_CONF_CONTEXT_MAX || cc->id == 0) return RAFT_EINVALID;
     struct raft_conf next = r->conf;
     if (!raft_conf_apply(&next, cc)) return RAFT_EINVALID;
+    if (cc->type == RAFT_CC_PROMOTE) {
+        /* etcd's rule: only a learner in sync with the leader becomes a voter (a voter that
+         * cannot catch up would stall commitment). */
+        const struct raft_progress *pr = raft_progress_find(r, cc->id);
+        ASSERT(pr != NULL);
+        if (pr->match < r->commit) return RAFT_ECONF_PENDING;
+    }
     u8 buf[RAFT_CONF_HEADER_SIZE + RAFT_CONF_CONTEXT_MAX];
     size_t n = raft_conf_change_encode(cc, buf, sizeof(buf));
     ASSERT(n > 0);

@@ -154,7 +154,8 @@ void raft_campaign(struct raft *r)
 void raft_step_vote(struct raft *r, const struct raft_msg *m)
 {
     bool pre = m->type == RAFT_MSG_PREVOTE;
-    if (!raft_is_voter(r, m->from)) return; /* not a voter of our configuration */
+    /* Any sender gets an answer by the log comparison (as etcd): a member whose configuration
+     * is stale or not known yet must still vote for a legitimate candidate. */
     bool can_vote =
         r->vote == m->from || (r->vote == 0 && r->leader == 0) || (pre && m->term > r->term);
     bool grant = can_vote && raft_log_up_to_date(&r->log, m->index, m->log_term);

@@ -56,7 +56,8 @@ struct raft_progress {
     bool probe_sent; /* PROBE: one APP out, wait for its answer or a heartbeat answer */
     u64 match;
     u64 next;
-    u64 read_ack; /* highest read round context acknowledged */
+    u64 read_ack;    /* highest read round context acknowledged */
+    u64 sent_commit; /* highest commit index sent to it */
     /* SNAPSHOT: the snapshot being sent and its chunk window. */
     u64 snap_index;
     u64 snap_next;  /* next offset to send */
@@ -85,10 +86,18 @@ struct raft_fwd_read {
     u32 elapsed_ticks;
 };
 
+#define RAFT_CHUNKS_QUEUED 8 /* incoming snapshot chunks a follower holds before a ready */
+
+struct raft_chunk_slot {
+    struct raft_snap_chunk chunk;
+    u64 from; /* the leader that sent it (its acknowledgement goes there) */
+};
+
 enum raft_install_state {
     RAFT_INSTALL_NONE = 0,
-    RAFT_INSTALL_AFTER_CHUNK = 1, /* last chunk accepted; its ready is not advanced yet */
-    RAFT_INSTALL_READY = 2,       /* the next ready carries snapshot_install */
+    RAFT_INSTALL_AFTER_CHUNK = 1, /* last chunk accepted; not handed out and advanced yet */
+    RAFT_INSTALL_READY = 2,       /* the next ready carries snapshot_install; raft's state
+                                     switches to the snapshot when that ready is advanced */
 };
 
 struct raft {
@@ -138,17 +147,17 @@ struct raft {
     bool recv_active;
     struct raft_snapshot_meta recv_meta;
     u64 recv_next; /* next offset wanted */
-    bool chunk_pending;
-    struct raft_snap_chunk chunk;
-    u8 *chunk_data;
+    /* Accepted chunks waiting to be handed out, one per ready (the head is the next); the
+     * head's acknowledgement is queued when it becomes the head, so it leaves with its ready. */
+    struct raft_chunk_slot chunks[RAFT_CHUNKS_QUEUED];
+    u32 chunk_head;
+    u32 chunk_count;
     u8 install_state; /* enum raft_install_state */
     struct raft_snapshot_meta install_meta;
     /* Between raft_ready and raft_advance. */
     bool in_ready;
     u64 rd_entries_last;
     u64 rd_committed_last;
-    bool rd_chunk;
-    bool rd_install;
 };
 
 /* raft.c */
@@ -223,6 +232,7 @@ void raft_snap_tick(struct raft *r, struct raft_progress *pr);
 void raft_step_snap(struct raft *r, const struct raft_msg *m);
 void raft_step_snap_resp(struct raft *r, const struct raft_msg *m);
 void raft_snap_advance(struct raft *r, const struct raft_ready *rd);
+void raft_snap_release(struct raft *r);
 
 /* raft_conf.c */
 bool raft_conf_apply(struct raft_conf *conf, const struct raft_conf_change *cc);

@@ -88,7 +88,7 @@ bool raft_has_ready(const struct raft *r)
     if (r->log.unstable_from <= raft_log_last(&r->log)) return true;
     if (r->msgs.count || r->msgs_after.count) return true;
     if (raft_apply_limit(r) > r->applied) return true;
-    if (r->chunk_pending || r->install_state == RAFT_INSTALL_READY) return true;
+    if (r->chunk_count > 0 || r->install_state == RAFT_INSTALL_READY) return true;
     if (r->reads_out.count || r->reads_failed.count) return true;
     return r->role_changed;
 }
@@ -137,8 +137,17 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
         rd->committed = raft_log_get(&r->log, r->applied + 1);
         rd->committed_count = (u32)(limit - r->applied);
     }
-    rd->snap_chunk = r->chunk_pending ? &r->chunk : NULL;
-    rd->snapshot_install = r->install_state == RAFT_INSTALL_READY ? &r->install_meta : NULL;
+    rd->snap_chunk = r->chunk_count > 0 ? &r->chunks[r->chunk_head].chunk : NULL;
+    if (r->install_state == RAFT_INSTALL_READY) {
+        /* storage installs the snapshot (step a) before it stores this hard state (step b) */
+        rd->snapshot_install = &r->install_meta;
+        rd->hard_state.commit = r->install_meta.index;
+        rd->hard_state_changed = true;
+        rd->truncate_from = 0;
+        rd->entries = NULL;
+        rd->entry_count = 0;
+        ASSERT(r->install_meta.index > r->commit);
+    }
     rd->reads = r->reads_out.items;
     rd->read_count = r->reads_out.count;
     rd->reads_failed = r->reads_failed.items;

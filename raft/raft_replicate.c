@@ -50,6 +50,7 @@ static bool raft_send_append_one(struct raft *r, struct raft_progress *pr, bool 
     m.commit = r->commit;
     m.entry_count = count;
     if (!raft_send(r, &m)) return false;
+    pr->sent_commit = KEEL_MAX(pr->sent_commit, KEEL_MIN(r->commit, pr->next - 1 + count));
     if (pr->state == RAFT_PROGRESS_REPLICATE && count > 0) {
         pr->next += count;
         raft_progress_infl_add(pr, pr->next - 1, (u32)KEEL_MIN(bytes, UINT32_MAX));
@@ -105,7 +106,7 @@ void raft_bcast_heartbeat(struct raft *r)
         raft_msg_init(r, &m, RAFT_MSG_HEARTBEAT, pr->id);
         m.commit = KEEL_MIN(r->commit, pr->match);
         m.context = r->read_round;
-        raft_send(r, &m);
+        if (raft_send(r, &m)) r->prs[i].sent_commit = KEEL_MAX(pr->sent_commit, m.commit);
     }
 }
 
@@ -235,6 +236,16 @@ void raft_step_append(struct raft *r, const struct raft_msg *m)
 {
     ASSERT(r->role == RAFT_FOLLOWER);
     if (r->install_state != RAFT_INSTALL_NONE) return; /* a snapshot install is under way */
+    if (!r->conf_base) {
+        /* Joined with an empty bootstrap: the configuration must come from a snapshot, so no
+         * entry is taken; a reject at index 0 tells the leader to send one. */
+        struct raft_msg resp;
+        raft_msg_init(r, &resp, RAFT_MSG_APP_RESP, m->from);
+        resp.index = m->index;
+        resp.reject = true;
+        raft_send_after(r, &resp);
+        return;
+    }
     if (m->index < r->commit) {
         raft_send_append_resp(r, m->from, r->commit);
         return;
@@ -276,6 +287,19 @@ static void raft_step_append_reject(struct raft *r, struct raft_progress *pr,
     if (pr->state == RAFT_PROGRESS_SNAPSHOT) return;
     if (pr->state == RAFT_PROGRESS_REPLICATE && m->index <= pr->match) return; /* stale */
     if (pr->state == RAFT_PROGRESS_PROBE && m->index != pr->next - 1) return;  /* stale */
+    if (m->index == 0) {
+        /* Only a member without a configuration (joined with an empty bootstrap) rejects
+         * index 0: the configuration is in a snapshot only. Without one, it waits for
+         * raft_compact (retried at heartbeat answers). */
+        if (r->snap_meta.index > 0) {
+            raft_progress_become_snapshot(pr, r->snap_meta.index);
+            raft_snap_send(r, pr);
+        } else {
+            raft_progress_become_probe(r, pr);
+            pr->probe_sent = true;
+        }
+        return;
+    }
     u64 hint = raft_log_conflict_hint(&r->log, m->reject_hint, m->log_term);
     u64 next = KEEL_MIN(m->index, hint + 1);
     raft_progress_become_probe(r, pr);
@@ -305,7 +329,8 @@ void raft_step_append_resp(struct raft *r, const struct raft_msg *m)
     if (raised && raft_maybe_commit(r)) {
         raft_bcast_append(r, true);
     } else {
-        raft_send_append(r, pr, false);
+        /* an empty APP when only the commit index is news to it */
+        raft_send_append(r, pr, pr->sent_commit < KEEL_MIN(r->commit, pr->match));
     }
     raft_transfer_check(r, pr);
 }

@@ -7,13 +7,16 @@
  * chunk at or beyond the end is filled with snap_len 0 and snap_last). raft reads the filled
  * messages back at raft_advance to learn the snapshot's size.
  *
- * Follower: accepts the chunk at the offset it expects (its data copied for rd.snap_chunk, one
- * chunk per ready) and acknowledges with SNAP_RESP (next offset wanted, after persistence). A
- * chunk at another offset gets a SNAP_RESP with reject set and the offset it wants, which
- * resumes a restarted or lossy stream. After the last chunk the log is reset to continue after
- * the snapshot; the following ready carries snapshot_install and an APP_RESP of the snapshot's
- * index (after persistence). A snapshot at or below the follower's commit is answered with an
- * APP_RESP of its commit index. */
+ * Follower: accepts the chunk at the offset it expects (its data copied; up to
+ * RAFT_CHUNKS_QUEUED held, handed out one per ready as rd.snap_chunk) and acknowledges each in
+ * the ready that hands it out (SNAP_RESP with the next offset wanted, after persistence). A chunk
+ * at another offset gets a SNAP_RESP with reject set and the offset it wants, which resumes a
+ * restarted or lossy stream. After the last chunk is handed out, the next ready carries
+ * snapshot_install, the hard state with commit = the snapshot's index, and an APP_RESP of that
+ * index (after persistence); raft's log, commit, applied index and configuration switch to the
+ * snapshot when that ready is advanced. A snapshot at or below the follower's commit is answered
+ * with an APP_RESP of its commit index (a follower's last index may hold entries the leader
+ * does not have). */
 #include "raft/raft_int.h"
 
 #include <string.h>
@@ -36,7 +39,7 @@ void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 kee
     ASSERT(!r->in_ready);
     ASSERT(meta->index <= r->applied);
     raft_check_invariants(r);
-    if (meta->index < r->snap_meta.index) return; /* older than the one we hold */
+    if (meta->index == 0 || meta->index < r->snap_meta.index) return; /* nothing, or older */
     r->snap_meta = *meta;
     if (meta->index > keep_entries) raft_log_compact(r, meta->index - keep_entries);
     raft_check_invariants(r);
@@ -91,9 +94,10 @@ void raft_step_snap_resp(struct raft *r, const struct raft_msg *m)
     if (pr->state != RAFT_PROGRESS_SNAPSHOT || m->snap.index != pr->snap_index) return;
     pr->snap_idle_ticks = 0;
     u64 want = m->snap_offset;
-    if (want > pr->snap_next) return; /* nothing we sent */
+    if (want > pr->snap_end) return;
     if (!m->reject) {
         if (want > pr->snap_acked) pr->snap_acked = want;
+        if (want > pr->snap_next) pr->snap_next = want; /* it holds more than we resent */
         if (pr->snap_nack != UINT64_MAX && want > pr->snap_nack) pr->snap_nack = UINT64_MAX;
     } else if (want != pr->snap_nack || pr->snap_next == want) {
         /* go back to the offset the follower wants, once per gap */
@@ -124,13 +128,14 @@ void raft_peer_unreachable(struct raft *r, u64 peer)
     ASSERT(pr->state != RAFT_PROGRESS_REPLICATE);
 }
 
-/* ---- follower -------------------------------------------------------------------------- */
+/* ---- follower ----------------------------------------------------------------------- */
 
-static void raft_snap_answer(struct raft *r, const struct raft_msg *m, u64 offset, bool reject)
+static void raft_snap_answer(struct raft *r, u64 to, const struct raft_snapshot_meta *meta,
+                             u64 offset, bool reject)
 {
     struct raft_msg resp;
-    raft_msg_init(r, &resp, RAFT_MSG_SNAP_RESP, m->from);
-    resp.snap = m->snap;
+    raft_msg_init(r, &resp, RAFT_MSG_SNAP_RESP, to);
+    resp.snap = *meta;
     resp.snap_offset = offset;
     resp.reject = reject;
     if (reject)
@@ -139,43 +144,46 @@ static void raft_snap_answer(struct raft *r, const struct raft_msg *m, u64 offse
         raft_send_after(r, &resp);
 }
 
-/* The last chunk is in: the log continues after the snapshot (installed in the next ready). */
-static void raft_snap_complete(struct raft *r)
+/* The head chunk leaves in the next ready: its acknowledgement (the next offset wanted) goes
+ * in that ready's msgs_after_persist. The last chunk is acknowledged by the APP_RESP that
+ * follows the install. */
+static void raft_snap_head_ack(struct raft *r)
 {
-    const struct raft_snapshot_meta *meta = &r->recv_meta;
-    ASSERT(meta->index > r->commit);
-    raft_log_reset(r, meta->index, meta->term);
-    r->commit = meta->index;
-    r->conf = meta->conf;
-    r->conf_index = meta->index;
-    r->conf_base = true;
-    r->snap_meta = *meta;
-    r->install_meta = *meta;
-    r->install_state = RAFT_INSTALL_AFTER_CHUNK;
-    r->recv_active = false;
-    ASSERT(r->log.snap_index == meta->index);
+    if (r->chunk_count == 0) return;
+    const struct raft_chunk_slot *slot = &r->chunks[r->chunk_head];
+    if (slot->chunk.last) return;
+    u64 next = slot->chunk.offset + slot->chunk.len;
+    raft_snap_answer(r, slot->from, &slot->chunk.meta, next, false);
 }
 
 static void raft_snap_accept(struct raft *r, const struct raft_msg *m)
 {
+    ASSERT(r->chunk_count < RAFT_CHUNKS_QUEUED);
     u8 *data = NULL;
     if (m->snap_len > 0) {
         data = raft_alloc(r, m->snap_len);
         if (data == NULL) return; /* as if lost: the leader resends */
         memcpy(data, m->snap_data, m->snap_len);
     }
-    r->chunk_pending = true;
-    r->chunk_data = data;
-    r->chunk.meta = m->snap;
-    r->chunk.offset = m->snap_offset;
-    r->chunk.len = m->snap_len;
-    r->chunk.last = m->snap_last;
-    r->chunk.data = data;
+    struct raft_chunk_slot *slot =
+        &r->chunks[(r->chunk_head + r->chunk_count) % RAFT_CHUNKS_QUEUED];
+    slot->from = m->from;
+    slot->chunk.meta = m->snap;
+    slot->chunk.offset = m->snap_offset;
+    slot->chunk.len = m->snap_len;
+    slot->chunk.last = m->snap_last;
+    slot->chunk.data = data;
+    r->chunk_count++;
     r->recv_next = m->snap_offset + m->snap_len;
-    if (m->snap_last)
-        raft_snap_complete(r);
-    else
-        raft_snap_answer(r, m, r->recv_next, false);
+    if (r->chunk_count == 1) raft_snap_head_ack(r);
+    if (m->snap_last) {
+        /* Complete. raft's state switches to the snapshot when the ready that installs it is
+         * advanced; until then no APP or chunk is taken. */
+        ASSERT(r->recv_meta.index > r->commit);
+        r->install_meta = r->recv_meta;
+        r->install_state = RAFT_INSTALL_AFTER_CHUNK;
+        r->recv_active = false;
+    }
 }
 
 void raft_step_snap(struct raft *r, const struct raft_msg *m)
@@ -192,38 +200,68 @@ void raft_step_snap(struct raft *r, const struct raft_msg *m)
     }
     bool same =
         r->recv_active && r->recv_meta.index == m->snap.index && r->recv_meta.term == m->snap.term;
-    if (m->snap_offset == 0 && !r->chunk_pending) {
+    if (m->snap_offset == 0 && !same) { /* a new snapshot starts */
         r->recv_active = true;
         r->recv_meta = m->snap;
         r->recv_next = 0;
         same = true;
     }
-    if (!same || m->snap_offset != r->recv_next || r->chunk_pending) {
-        raft_snap_answer(r, m, same ? r->recv_next : 0, true);
+    bool full = r->chunk_count == RAFT_CHUNKS_QUEUED;
+    if (!same || m->snap_offset != r->recv_next || full) {
+        raft_snap_answer(r, m->from, &m->snap, same ? r->recv_next : 0, true);
         return;
     }
     raft_snap_accept(r, m);
 }
 
-/* raft_advance: the chunk was handed out; an install was handed out. */
+/* The ready that installed the snapshot is advanced: raft's state becomes the snapshot's. */
+static void raft_snap_installed(struct raft *r)
+{
+    const struct raft_snapshot_meta *meta = &r->install_meta;
+    ASSERT(r->install_state == RAFT_INSTALL_READY);
+    ASSERT(meta->index > r->commit);
+    raft_log_reset(r, meta->index, meta->term);
+    r->commit = meta->index;
+    r->applied = meta->index;
+    r->conf = meta->conf;
+    r->conf_index = meta->index;
+    r->conf_base = true;
+    r->snap_meta = *meta;
+    r->install_state = RAFT_INSTALL_NONE;
+    ASSERT(r->log.snap_index == meta->index && r->log.persisted == meta->index);
+}
+
 void raft_snap_advance(struct raft *r, const struct raft_ready *rd)
 {
-    if (rd->snapshot_install != NULL) {
-        ASSERT(r->install_state == RAFT_INSTALL_READY);
-        r->applied = r->install_meta.index;
-        r->install_state = RAFT_INSTALL_NONE;
-    }
-    if (rd->snap_chunk != NULL) {
-        ASSERT(r->chunk_pending);
-        raft_free(r, r->chunk_data, r->chunk.len);
-        r->chunk_data = NULL;
-        r->chunk_pending = false;
-        if (r->install_state == RAFT_INSTALL_AFTER_CHUNK) {
-            r->install_state = RAFT_INSTALL_READY;
+    if (rd->snapshot_install != NULL) raft_snap_installed(r);
+    if (rd->snap_chunk == NULL) return;
+    ASSERT(r->chunk_count > 0);
+    struct raft_chunk_slot *slot = &r->chunks[r->chunk_head];
+    ASSERT(rd->snap_chunk == &slot->chunk);
+    bool last = slot->chunk.last;
+    raft_free(r, (void *)slot->chunk.data, slot->chunk.len);
+    slot->chunk.data = NULL;
+    r->chunk_head = (r->chunk_head + 1) % RAFT_CHUNKS_QUEUED;
+    r->chunk_count--;
+    raft_snap_head_ack(r);
+    if (last && r->install_state == RAFT_INSTALL_AFTER_CHUNK) {
+        ASSERT(r->chunk_count == 0);
+        r->install_state = RAFT_INSTALL_READY;
+        if (r->leader != 0) { /* acknowledged once the install is durable */
             struct raft_msg resp;
             raft_msg_init(r, &resp, RAFT_MSG_APP_RESP, r->leader);
             resp.index = r->install_meta.index;
-            if (r->leader != 0) raft_send_after(r, &resp);
+            raft_send_after(r, &resp);
         }
     }
+}
+
+void raft_snap_release(struct raft *r)
+{
+    for (u32 i = 0; i < r->chunk_count; i++) {
+        struct raft_chunk_slot *slot = &r->chunks[(r->chunk_head + i) % RAFT_CHUNKS_QUEUED];
+        raft_free(r, (void *)slot->chunk.data, slot->chunk.len);
+        slot->chunk.data = NULL;
+    }
+    r->chunk_count = 0;
 }

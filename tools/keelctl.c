@@ -121,6 +121,38 @@ static int run_compact(struct run *r)
     return keel_compact(r->client, &a, &r->res);
 }
 
+static int run_member(struct run *r)
+{
+    struct ctl_opts *o = &r->inv.opts;
+    switch (o->sub) {
+    case CTL_SUB_LIST:
+        return keel_member_list(r->client, o->linearizable, &r->res);
+    case CTL_SUB_REMOVE:
+        return keel_member_remove(r->client, o->member_id, &r->res);
+    case CTL_SUB_PROMOTE:
+        return keel_member_promote(r->client, o->member_id, &r->res);
+    default:
+        break;
+    }
+    ASSERT(o->sub == CTL_SUB_ADD);
+    struct keel_str peer[CTL_URLS_MAX], client[CTL_URLS_MAX];
+    struct keel_member_add_args a = {.name = {o->pos[1].s, o->pos[1].len},
+                                     .peer_urls = peer,
+                                     .client_urls = client,
+                                     .as_learner = o->learner};
+    int rc = ctl_split_urls(o->peer_urls, "--peer-urls", peer, CTL_URLS_MAX, &a.peer_urls_len,
+                            r->err, sizeof(r->err));
+    if (rc == 0 && o->client_urls != NULL) {
+        rc = ctl_split_urls(o->client_urls, "--client-urls", client, CTL_URLS_MAX,
+                            &a.client_urls_len, r->err, sizeof(r->err));
+    }
+    if (rc == 0 && a.peer_urls_len == 0) {
+        snprintf(r->err, sizeof(r->err), "member add: --peer-urls is empty");
+        rc = CTL_EXIT_USAGE;
+    }
+    return rc != 0 ? -rc : keel_member_add(r->client, &a, &r->res);
+}
+
 /* Returns a keel status, or -CTL_EXIT_USAGE with r->err set. */
 static int run_command(struct run *r)
 {
@@ -152,6 +184,10 @@ static int run_command(struct run *r)
         return run_compact(r);
     case CTL_CMD_STATUS:
         return keel_status(r->client, &r->res);
+    case CTL_CMD_MEMBER:
+        return run_member(r);
+    case CTL_CMD_MOVE_LEADER:
+        return keel_move_leader(r->client, o->shard, o->member_id, &r->res);
     default:
         return keel_shard_map(r->client, &r->res);
     }
@@ -168,10 +204,108 @@ static void print_result(struct run *r)
         [CTL_CMD_COMPACT] = ctl_print_compact,
         [CTL_CMD_STATUS] = ctl_print_status,
         [CTL_CMD_SHARD_MAP] = ctl_print_shard_map,
+        [CTL_CMD_MEMBER] = ctl_print_members,
+        [CTL_CMD_MOVE_LEADER] = ctl_print_move_leader,
     };
     ASSERT(r->inv.command > CTL_CMD_NONE && r->inv.command < CTL_CMD_COUNT);
     ASSERT(printers[r->inv.command] != NULL);
     printers[r->inv.command](stdout, &r->fmt, &r->res);
+}
+
+/* ---- endpoint status: one connection per endpoint ---------------------------------------- */
+
+/* Member operations need the MEMBER feature (protocol.md): a single-node keeld lacks it. */
+static bool member_granted(keel_client *c, const char *endpoint)
+{
+    if (keel_server_info(c)->features & KEEL_FEATURE_MEMBER) return true;
+    char ep[64] = "";
+    if (endpoint == NULL) keel_endpoint_current(c, ep, sizeof(ep));
+    fprintf(stderr,
+            "Error: %s does not serve member operations (feature MEMBER not granted: "
+            "not a replicated keeld)\n",
+            endpoint != NULL ? endpoint : ep);
+    return false;
+}
+
+#define STATUS_ENDPOINTS_MAX 64 /* protocol.md members_max */
+
+struct ep_set {
+    const char *names[STATUS_ENDPOINTS_MAX];
+    int len;
+    char buf[STATUS_ENDPOINTS_MAX * 258];
+    size_t used;
+};
+
+static void ep_add(struct ep_set *s, const char *p, size_t len)
+{
+    if (s->len == STATUS_ENDPOINTS_MAX || s->used + len + 1 > sizeof(s->buf)) return;
+    memcpy(s->buf + s->used, p, len);
+    s->buf[s->used + len] = '\0';
+    s->names[s->len++] = s->buf + s->used;
+    s->used += len + 1;
+}
+
+/* --cluster: every member's first client URL, from a member list of --endpoints. */
+static int ep_from_members(struct run *r, const struct keel_options *opt, struct ep_set *s)
+{
+    int st = keel_connect(r->inv.global.endpoints, opt, &r->client);
+    if (st == 0 && !member_granted(r->client, NULL)) return CTL_EXIT_SERVER;
+    if (st == 0) st = keel_member_list(r->client, false, &r->res);
+    if (st != 0) {
+        ctl_print_error(stderr, st, st > 0 ? &r->res.error : NULL, r->inv.global.endpoints);
+        return ctl_exit_for_status(st);
+    }
+    for (size_t i = 0; i < r->res.u.members.members_len; i++) {
+        const struct keel_member *m = &r->res.u.members.members[i];
+        if (m->client_urls_len > 0) ep_add(s, m->client_urls[0].ptr, m->client_urls[0].len);
+    }
+    return 0;
+}
+
+static int ep_list(struct run *r, const struct keel_options *opt, struct ep_set *s)
+{
+    if (r->inv.opts.cluster) return ep_from_members(r, opt, s);
+    const char *p = r->inv.global.endpoints;
+    while (*p != '\0') { /* bounded by the string and STATUS_ENDPOINTS_MAX */
+        size_t len = strcspn(p, ",");
+        if (len > 0) ep_add(s, p, len);
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+static int endpoint_status(struct run *r, const struct keel_options *options)
+{
+    static struct ep_set s;
+    static keel_client *clients[STATUS_ENDPOINTS_MAX];
+    static struct keel_result res[STATUS_ENDPOINTS_MAX];
+    struct ctl_endpoint_status ok[STATUS_ENDPOINTS_MAX];
+    struct keel_options opt = *options;
+    opt.shard_aware = false;
+    int rc = ep_list(r, &opt, &s), n = 0;
+    if (rc != 0) return rc;
+    for (int i = 0; i < s.len; i++) { /* one endpoint each: no following, no retries */
+        int st = keel_connect(s.names[i], &opt, &clients[i]);
+        if (st == 0 && !member_granted(clients[i], s.names[i])) {
+            if (rc == 0) rc = CTL_EXIT_SERVER;
+            continue;
+        }
+        if (st == 0) st = keel_endpoint_status(clients[i], &res[i]);
+        if (st != 0) {
+            ctl_print_error(stderr, st, st > 0 ? &res[i].error : NULL, s.names[i]);
+            if (rc == 0) rc = ctl_exit_for_status(st);
+            continue;
+        }
+        ok[n++] = (struct ctl_endpoint_status){s.names[i], &res[i]};
+    }
+    if (n > 0) ctl_print_endpoint_status(stdout, &r->fmt, ok, (size_t)n);
+    for (int i = 0; i < s.len; i++) keel_close(clients[i]);
+    if (s.len == 0) {
+        fprintf(stderr, "Error: no endpoint to ask (no member has a client URL)\n");
+        rc = CTL_EXIT_SERVER;
+    }
+    return fflush(stdout) == 0 ? rc : CTL_EXIT_SERVER;
 }
 
 static int connect_and_run(struct run *r)
@@ -180,11 +314,14 @@ static int connect_and_run(struct run *r)
     keel_options_default(&opt);
     if (r->inv.global.timeout_ms > 0) opt.timeout_ms = r->inv.global.timeout_ms;
     opt.shard_aware = r->inv.global.shard_aware;
+    if (r->inv.command == CTL_CMD_ENDPOINT) return endpoint_status(r, &opt);
     int st = keel_connect(r->inv.global.endpoints, &opt, &r->client);
     if (st != KEEL_STATUS_OK) {
         ctl_print_error(stderr, st, NULL, r->inv.global.endpoints);
         return ctl_exit_for_status(st);
     }
+    if (r->inv.command >= CTL_CMD_MEMBER && !member_granted(r->client, NULL))
+        return CTL_EXIT_SERVER;
     st = run_command(r);
     if (st == -CTL_EXIT_USAGE) return usage_error(r, r->err);
     if (st != KEEL_STATUS_OK) {

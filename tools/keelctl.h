@@ -51,13 +51,28 @@ enum ctl_command {
     CTL_CMD_COMPACT,
     CTL_CMD_STATUS,
     CTL_CMD_SHARD_MAP,
+    CTL_CMD_MEMBER,      /* member list|add|remove|promote */
+    CTL_CMD_ENDPOINT,    /* endpoint status */
+    CTL_CMD_MOVE_LEADER, /* move-leader SHARD|all MEMBER_ID */
     CTL_CMD_COUNT,
+};
+
+/* The subcommand of member and endpoint (their first positional argument). */
+enum ctl_sub {
+    CTL_SUB_NONE = 0,
+    CTL_SUB_LIST,
+    CTL_SUB_ADD,
+    CTL_SUB_REMOVE,
+    CTL_SUB_PROMOTE,
+    CTL_SUB_STATUS,
 };
 
 #define CTL_ERR_SIZE          256
 #define CTL_POSITIONAL_MAX    3   /* more positional arguments than a command takes: usage error */
 #define CTL_TXN_OPS_MAX       128 /* protocol.md txn_ops_max: entries per txn list */
 #define CTL_TXN_LINE_ARGS_MAX 32
+#define CTL_URLS_MAX          8  /* protocol.md member_urls_max */
+#define CTL_ENDPOINTS_MAX     16 /* keel.h KEEL_ENDPOINTS_MAX */
 
 /* One argument: bytes plus length; s[len] is always '\0' (so flags compare with strcmp). */
 struct ctl_arg {
@@ -79,7 +94,14 @@ struct ctl_opts {
     bool prefix, from_key, prev_kv, keys_only, count_only, print_value_only;
     bool interactive, physical, shard_set;
     int64_t limit, rev, lease;
-    uint16_t shard;
+    uint16_t shard; /* compact --shard; move-leader's SHARD (65535: all) */
+    /* member, endpoint, move-leader */
+    enum ctl_sub sub;
+    uint64_t member_id;         /* remove, promote, move-leader */
+    bool learner, linearizable; /* member add --learner, member list --linearizable */
+    bool cluster;               /* endpoint status --cluster */
+    const char *peer_urls;      /* member add --peer-urls U[,U] (required) */
+    const char *client_urls;    /* member add --client-urls U[,U] */
     enum keel_sort_order order;
     enum keel_sort_target sort_target;
 };
@@ -113,6 +135,16 @@ int ctl_build_delete(const struct ctl_opts *o, char *end_buf, size_t end_cap,
 /* etcd's prefix end: the prefix with its last non-0xff byte incremented and the rest
  * dropped; all 0xff (or empty) gives "\0". Writes at most len bytes (1 if len is 0). */
 size_t ctl_prefix_end(const uint8_t *prefix, size_t len, uint8_t *end);
+
+/* Member ids as etcdctl writes them: hex, optionally 0x-prefixed, nonzero. */
+bool ctl_parse_member_id(const char *s, uint64_t *out);
+/* Splits "u1,u2" into urls (pointing into list); 0 or CTL_EXIT_USAGE (empty entry, more
+ * than cap, one longer than 256 bytes). what names the flag in the message. */
+int ctl_split_urls(const char *list, const char *what, struct keel_str *urls, size_t cap,
+                   size_t *len, char *err, size_t err_size);
+/* Splits an --endpoints list into NUL-terminated copies in buf (cap bytes); their count, or
+ * -1 when there are more than CTL_ENDPOINTS_MAX or buf is too small. */
+int ctl_split_endpoints(const char *list, char *buf, size_t cap, const char **eps);
 
 /* ---- keelctl_txn.c: etcdctl's txn script ------------------------------------------------ */
 
@@ -187,5 +219,27 @@ void ctl_print_txn(FILE *out, const struct ctl_fmt *f, const struct keel_result 
 void ctl_print_compact(FILE *out, const struct ctl_fmt *f, const struct keel_result *r);
 void ctl_print_status(FILE *out, const struct ctl_fmt *f, const struct keel_result *r);
 void ctl_print_shard_map(FILE *out, const struct ctl_fmt *f, const struct keel_result *r);
+/* Rows x cols cells (malloc'd strings, freed here with the array): a table, or one
+ * comma-separated line per row (simple). */
+void ctl_print_cells(FILE *out, enum ctl_format format, size_t cols, const char *const *headers,
+                     char **cells, size_t rows, uint32_t right_mask);
+
+/* ---- keelctl_print_member.c: member, move-leader and endpoint status -------------------- */
+
+/* member list/add/remove/promote (r->opcode tells which): ids in hex as etcdctl prints them
+ * (json: decimal numbers). */
+void ctl_print_members(FILE *out, const struct ctl_fmt *f, const struct keel_result *r);
+void ctl_print_move_leader(FILE *out, const struct ctl_fmt *f, const struct keel_result *r);
+
+/* One endpoint's ENDPOINT_STATUS reply. */
+struct ctl_endpoint_status {
+    const char *endpoint;
+    const struct keel_result *res;
+};
+/* One row per endpoint and shard: endpoint, member id, shard, role, leader, term, commit,
+ * applied, last index, revision, and (where the endpoint leads) each peer's lag =
+ * last index - match index. json: an array with one object per endpoint. */
+void ctl_print_endpoint_status(FILE *out, const struct ctl_fmt *f,
+                               const struct ctl_endpoint_status *eps, size_t n);
 
 #endif

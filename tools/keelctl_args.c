@@ -42,6 +42,11 @@ enum flag_id {
     F_INTERACTIVE,
     F_PHYSICAL,
     F_SHARD,
+    F_PEER_URLS,
+    F_CLIENT_URLS,
+    F_LEARNER,
+    F_LINEARIZABLE,
+    F_CLUSTER,
 };
 
 #define ON(cmd)    (1u << (cmd))
@@ -79,13 +84,25 @@ static const struct flag_spec flags[] = {
     {"interactive", 'i', F_INTERACTIVE, false, ON(CTL_CMD_TXN)},
     {"physical", 0, F_PHYSICAL, false, ON(CTL_CMD_COMPACT)},
     {"shard", 0, F_SHARD, true, ON(CTL_CMD_COMPACT)},
+    {"peer-urls", 0, F_PEER_URLS, true, ON(CTL_CMD_MEMBER)},
+    {"client-urls", 0, F_CLIENT_URLS, true, ON(CTL_CMD_MEMBER)},
+    {"learner", 0, F_LEARNER, false, ON(CTL_CMD_MEMBER)},
+    {"linearizable", 0, F_LINEARIZABLE, false, ON(CTL_CMD_MEMBER)},
+    {"cluster", 0, F_CLUSTER, false, ON(CTL_CMD_ENDPOINT)},
 };
 
 static const char *const command_names[CTL_CMD_COUNT] = {
-    [CTL_CMD_NONE] = "",         [CTL_CMD_PUT] = "put",
-    [CTL_CMD_GET] = "get",       [CTL_CMD_DEL] = "del",
-    [CTL_CMD_TXN] = "txn",       [CTL_CMD_COMPACT] = "compact",
-    [CTL_CMD_STATUS] = "status", [CTL_CMD_SHARD_MAP] = "shard-map",
+    [CTL_CMD_NONE] = "",
+    [CTL_CMD_PUT] = "put",
+    [CTL_CMD_GET] = "get",
+    [CTL_CMD_DEL] = "del",
+    [CTL_CMD_TXN] = "txn",
+    [CTL_CMD_COMPACT] = "compact",
+    [CTL_CMD_STATUS] = "status",
+    [CTL_CMD_SHARD_MAP] = "shard-map",
+    [CTL_CMD_MEMBER] = "member",
+    [CTL_CMD_ENDPOINT] = "endpoint",
+    [CTL_CMD_MOVE_LEADER] = "move-leader",
 };
 
 const char *ctl_command_name(enum ctl_command cmd)
@@ -262,6 +279,10 @@ static int set_command_value(struct ctl_opts *o, enum flag_id id, const char *v,
         o->shard = (uint16_t)n;
         o->shard_set = true;
         return 0;
+    case F_PEER_URLS:
+    case F_CLIENT_URLS:
+        *(id == F_PEER_URLS ? &o->peer_urls : &o->client_urls) = v;
+        return 0;
     default:
         return fail(err, err_size, "internal: flag %d takes no value", (int)id);
     }
@@ -282,6 +303,9 @@ static void set_bool_flag(struct ctl_global *g, struct ctl_opts *o, enum flag_id
         [F_PRINT_VALUE_ONLY] = &o->print_value_only,
         [F_INTERACTIVE] = &o->interactive,
         [F_PHYSICAL] = &o->physical,
+        [F_LEARNER] = &o->learner,
+        [F_LINEARIZABLE] = &o->linearizable,
+        [F_CLUSTER] = &o->cluster,
     };
     if ((size_t)id < sizeof(target) / sizeof(target[0]) && target[id] != NULL) *target[id] = on;
 }
@@ -361,9 +385,129 @@ static int check_range_flags(const struct ctl_opts *o, const char *cmd, char *er
     return 0;
 }
 
+/* ---- member, endpoint, move-leader -------------------------------------------------------- */
+
+bool ctl_parse_member_id(const char *s, uint64_t *out)
+{
+    if (s == NULL) return false;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s += 2;
+    if (*s == '\0' || *s == '-' || *s == '+' || strlen(s) > 16) return false;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 16);
+    if (errno != 0 || *end != '\0' || v == 0) return false;
+    *out = v;
+    return true;
+}
+
+int ctl_split_urls(const char *list, const char *what, struct keel_str *urls, size_t cap,
+                   size_t *len, char *err, size_t err_size)
+{
+    *len = 0;
+    const char *p = list;
+    /* Bounded by the string and by cap entries. */
+    while (p != NULL && *p != '\0') {
+        size_t n = strcspn(p, ",");
+        if (n == 0) return fail(err, err_size, "%s: an empty URL in \"%s\"", what, list);
+        if (n > 256) return fail(err, err_size, "%s: a URL longer than 256 bytes", what);
+        if (*len == cap) return fail(err, err_size, "%s: more than %zu URLs", what, cap);
+        urls[(*len)++] = (struct keel_str){p, n};
+        p += n;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+int ctl_split_endpoints(const char *list, char *buf, size_t cap, const char **eps)
+{
+    size_t used = 0;
+    int n = 0;
+    const char *p = list;
+    while (*p != '\0') { /* bounded by the string and CTL_ENDPOINTS_MAX */
+        size_t len = strcspn(p, ",");
+        if (n == CTL_ENDPOINTS_MAX || used + len + 1 > cap) return -1;
+        memcpy(buf + used, p, len);
+        buf[used + len] = '\0';
+        if (len > 0) eps[n++] = buf + used;
+        used += len + 1;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return n;
+}
+
+static enum ctl_sub sub_lookup(enum ctl_command cmd, const char *s)
+{
+    static const char *const names[] = {
+        [CTL_SUB_LIST] = "list",       [CTL_SUB_ADD] = "add",       [CTL_SUB_REMOVE] = "remove",
+        [CTL_SUB_PROMOTE] = "promote", [CTL_SUB_STATUS] = "status",
+    };
+    for (int i = CTL_SUB_LIST; i <= CTL_SUB_STATUS; i++)
+        if (strcmp(s, names[i]) == 0 && (i == CTL_SUB_STATUS) == (cmd == CTL_CMD_ENDPOINT))
+            return (enum ctl_sub)i;
+    return CTL_SUB_NONE;
+}
+
+static int check_move_leader(struct ctl_opts *o, char *err, size_t err_size)
+{
+    int64_t n = 0;
+    if (o->pos_len != 2) {
+        return fail(err, err_size, "move-leader: %s (SHARD|all MEMBER_ID)",
+                    o->pos_len < 2 ? "missing argument" : "too many arguments");
+    }
+    if (strcmp(o->pos[0].s, "all") == 0) {
+        o->shard = UINT16_MAX; /* protocol.md shard_none: every shard the member leads */
+    } else if (parse_i64(o->pos[0].s, 10, 0, UINT16_MAX - 1, &n)) {
+        o->shard = (uint16_t)n;
+    } else {
+        return fail(err, err_size, "move-leader: bad shard \"%s\" (an index, or all)", o->pos[0].s);
+    }
+    if (!ctl_parse_member_id(o->pos[1].s, &o->member_id)) {
+        return fail(err, err_size, "move-leader: bad member id \"%s\" (hex, nonzero)", o->pos[1].s);
+    }
+    return 0;
+}
+
+/* member list | add NAME | remove ID | promote ID; endpoint status; move-leader SHARD ID. */
+static int check_cluster(enum ctl_command cmd, struct ctl_opts *o, char *err, size_t err_size)
+{
+    const char *name = ctl_command_name(cmd);
+    if (cmd == CTL_CMD_MOVE_LEADER) return check_move_leader(o, err, err_size);
+    const char *subs = cmd == CTL_CMD_MEMBER ? "list, add, remove, promote" : "status";
+    if (o->pos_len == 0) return fail(err, err_size, "%s: missing subcommand (%s)", name, subs);
+    o->sub = sub_lookup(cmd, o->pos[0].s);
+    if (o->sub == CTL_SUB_NONE) {
+        return fail(err, err_size, "%s: unknown subcommand \"%s\" (%s)", name, o->pos[0].s, subs);
+    }
+    int want = o->sub == CTL_SUB_LIST || o->sub == CTL_SUB_STATUS ? 1 : 2;
+    if (o->pos_len != want) {
+        return fail(err, err_size, "%s %s: %s", name, o->pos[0].s,
+                    o->pos_len < want ? (o->sub == CTL_SUB_ADD ? "missing NAME" : "missing ID")
+                                      : "too many arguments");
+    }
+    if ((o->sub == CTL_SUB_REMOVE || o->sub == CTL_SUB_PROMOTE) &&
+        !ctl_parse_member_id(o->pos[1].s, &o->member_id)) {
+        return fail(err, err_size, "member %s: bad member id \"%s\" (hex, nonzero)", o->pos[0].s,
+                    o->pos[1].s);
+    }
+    bool add = o->sub == CTL_SUB_ADD;
+    if (add && o->peer_urls == NULL)
+        return fail(err, err_size, "member add: --peer-urls is required");
+    if (!add && (o->peer_urls != NULL || o->client_urls != NULL || o->learner)) {
+        return fail(err, err_size,
+                    "member %s: --peer-urls, --client-urls and --learner are for add", o->pos[0].s);
+    }
+    if (o->linearizable && o->sub != CTL_SUB_LIST) {
+        return fail(err, err_size, "member %s: --linearizable is for list", o->pos[0].s);
+    }
+    if (add && o->pos[1].len > 64) return fail(err, err_size, "member add: NAME over 64 bytes");
+    return 0;
+}
+
 static int check_positional(enum ctl_command cmd, bool in_txn, struct ctl_opts *o, char *err,
                             size_t err_size)
 {
+    if (cmd >= CTL_CMD_MEMBER) return check_cluster(cmd, o, err, err_size);
     static const int min[CTL_CMD_COUNT] = {
         [CTL_CMD_PUT] = 1, [CTL_CMD_GET] = 1, [CTL_CMD_DEL] = 1, [CTL_CMD_COMPACT] = 1};
     static const int max[CTL_CMD_COUNT] = {

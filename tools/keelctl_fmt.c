@@ -49,6 +49,15 @@ static const struct status_name status_names[] = {
     {KEEL_STATUS_UNAVAILABLE, "UNAVAILABLE"},
     {KEEL_STATUS_SHUTTING_DOWN, "SHUTTING_DOWN"},
     {KEEL_STATUS_INTERNAL, "INTERNAL"},
+    {KEEL_STATUS_MEMBER_NOT_FOUND, "MEMBER_NOT_FOUND"},
+    {KEEL_STATUS_MEMBER_EXISTS, "MEMBER_EXISTS"},
+    {KEEL_STATUS_CONF_CHANGE_PENDING, "CONF_CHANGE_PENDING"},
+    {KEEL_STATUS_TOO_MANY_MEMBERS, "TOO_MANY_MEMBERS"},
+    {KEEL_STATUS_MEMBER_IS_LEARNER, "MEMBER_IS_LEARNER"},
+    {KEEL_STATUS_MEMBER_NOT_LEARNER, "MEMBER_NOT_LEARNER"},
+    {KEEL_STATUS_LEARNER_NOT_READY, "LEARNER_NOT_READY"},
+    {KEEL_STATUS_LEADER_TRANSFER_FAILED, "LEADER_TRANSFER_FAILED"},
+    {KEEL_STATUS_LEADER_CHANGED, "LEADER_CHANGED"},
     {KEEL_STATUS_CLOSED, "CLOSED"},
     {KEEL_STATUS_TIMEOUT, "TIMEOUT"},
     {KEEL_STATUS_FULL, "FULL"},
@@ -98,7 +107,16 @@ static const char *detail_label(int status)
     case KEEL_STATUS_WRONG_SHARD:
         return "shard map version";
     case KEEL_STATUS_NOT_LEADER:
+    case KEEL_STATUS_LEADER_TRANSFER_FAILED:
+    case KEEL_STATUS_LEADER_CHANGED:
         return "leader";
+    case KEEL_STATUS_MEMBER_NOT_FOUND:
+    case KEEL_STATUS_MEMBER_EXISTS:
+    case KEEL_STATUS_MEMBER_IS_LEARNER:
+    case KEEL_STATUS_MEMBER_NOT_LEARNER:
+        return "member";
+    case KEEL_STATUS_LEARNER_NOT_READY:
+        return "lag";
     case KEEL_STATUS_UNSUPPORTED_VERSION:
         return "server version";
     case KEEL_STATUS_UNKNOWN_OPCODE:
@@ -107,6 +125,7 @@ static const char *detail_label(int status)
     case KEEL_STATUS_TOO_MANY_IN_FLIGHT:
     case KEEL_STATUS_REPLY_TOO_LARGE:
     case KEEL_STATUS_TOO_MANY_WATCHES:
+    case KEEL_STATUS_TOO_MANY_MEMBERS:
         return "limit";
     default:
         return NULL;
@@ -124,7 +143,9 @@ void ctl_print_error(FILE *out, int status, const struct keel_error *e, const ch
     }
     const char *label = detail_label(status);
     if (e != NULL && (label != NULL || e->detail != 0)) {
-        fprintf(out, ", %s %llu", label != NULL ? label : "detail", (unsigned long long)e->detail);
+        bool id = label != NULL && (strcmp(label, "leader") == 0 || strcmp(label, "member") == 0);
+        fprintf(out, id ? ", %s %llx" : ", %s %llu", label != NULL ? label : "detail",
+                (unsigned long long)e->detail); /* member ids in hex, as keelctl prints them */
     }
     if (e != NULL && e->message_len > 0) {
         fprintf(out, ", %.*s", (int)e->message_len, e->message);

@@ -34,8 +34,8 @@ static char *cell_bytes(uint64_t v)
     return s;
 }
 
-static void print_cells(FILE *out, enum ctl_format format, size_t cols, const char *const *headers,
-                        char **cells, size_t rows, uint32_t right_mask)
+void ctl_print_cells(FILE *out, enum ctl_format format, size_t cols, const char *const *headers,
+                     char **cells, size_t rows, uint32_t right_mask)
 {
     if (format == CTL_FORMAT_TABLE) {
         ctl_table(out, cols, headers, cells, rows, right_mask);
@@ -103,7 +103,7 @@ void ctl_print_status(FILE *out, const struct ctl_fmt *f, const struct keel_resu
         row[5] = cell_bytes(s->wal_bytes);
         row[6] = cell_u64(s->connections);
     }
-    print_cells(out, f->format, COLS, headers, cells, rows, 0x7f);
+    ctl_print_cells(out, f->format, COLS, headers, cells, rows, 0x7f);
 }
 
 /* ---- shard map -------------------------------------------------------------------------- */
@@ -146,5 +146,5 @@ void ctl_print_shard_map(FILE *out, const struct ctl_fmt *f, const struct keel_r
         row[2] = ctl_text(s->start_key, s->start_key_len, f->hex);
         row[3] = ctl_text(s->end_key, s->end_key_len, f->hex);
     }
-    print_cells(out, f->format, COLS, headers, cells, rows, 0x3);
+    ctl_print_cells(out, f->format, COLS, headers, cells, rows, 0x3);
 }

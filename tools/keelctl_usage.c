@@ -6,7 +6,8 @@
 
 static const char global_flags[] =
     "Global flags:\n"
-    "  --endpoints HOST:PORT[,HOST:PORT]  server to talk to (default 127.0.0.1:2379)\n"
+    "  --endpoints HOST:PORT[,HOST:PORT]  members to talk to (default 127.0.0.1:2379); with\n"
+    "                                     several, requests follow NOT_LEADER to the leader\n"
     "  -w, --write-out simple|json|table  output format (default simple; table: get, status,\n"
     "                                     shard-map, the others print as simple)\n"
     "  --timeout MS                       connect and request timeout (default 5000)\n"
@@ -28,6 +29,9 @@ static const char overall[] =
     "  compact    compact one shard's history up to a revision\n"
     "  status     per-shard counters\n"
     "  shard-map  the shards' key ranges and ports\n"
+    "  member     list, add, remove or promote the cluster's members\n"
+    "  endpoint   endpoint status: each endpoint's Raft state per shard\n"
+    "  move-leader  hand a shard's leadership to another member\n"
     "\n"
     "Exit codes: 0 ok, 1 server error, 2 usage error, 3 connection error.\n"
     "\n";
@@ -83,6 +87,37 @@ static const char *const texts[CTL_CMD_COUNT] = {
                        "  client connections.\n",
     [CTL_CMD_SHARD_MAP] = "Usage: keelctl shard-map\n"
                           "  Per shard: its port, first key and end key (empty: unbounded).\n",
+    [CTL_CMD_MEMBER] =
+        "Usage: keelctl member list [--linearizable]\n"
+        "       keelctl member add NAME --peer-urls URL[,URL] [--client-urls URL[,URL]] "
+        "[--learner]\n"
+        "       keelctl member remove ID\n"
+        "       keelctl member promote ID\n"
+        "  Member ids are hex, as printed by member list. Changes go to the leader of shard 0\n"
+        "  (give every member in --endpoints and keelctl follows NOT_LEADER there).\n"
+        "  list: id, status (started/unstarted), name, peer URLs, client URLs, learner;\n"
+        "        --linearizable asks shard 0's leader instead of the endpoint's local view\n"
+        "  add: prints the new id and the --initial-cluster to start it with\n"
+        "       (--initial-cluster-state existing); --learner adds it as a non-voter\n"
+        "       (recommended: promote it once endpoint status shows it caught up)\n"
+        "  remove: removes a voter or learner; promote: makes a learner a voter.\n"
+        "  A membership change is never re-sent after a lost connection: list the members,\n"
+        "  then decide.\n",
+    [CTL_CMD_ENDPOINT] =
+        "Usage: keelctl endpoint status [--cluster]\n"
+        "  Asks every endpoint of --endpoints for its Raft state: one row per endpoint and\n"
+        "  shard with its member id, role, the shard's leader, term, commit, applied and last\n"
+        "  log index, revision, and where the endpoint leads the shard, each peer's lag\n"
+        "  (entries the leader holds that the peer is not known to store).\n"
+        "  --cluster  ask every member of the cluster (from member list) instead\n"
+        "  Exit code: the first failing endpoint's (3 unreachable, 1 server error); the\n"
+        "  endpoints that answered are printed anyway.\n",
+    [CTL_CMD_MOVE_LEADER] =
+        "Usage: keelctl move-leader SHARD|all MEMBER_ID\n"
+        "  Hands the leadership of shard SHARD to member MEMBER_ID (hex), and waits until it\n"
+        "  leads (or an election timeout passed: LEADER_TRANSFER_FAILED). With all, the\n"
+        "  endpoint hands over every shard it leads (draining it before maintenance): give\n"
+        "  that member alone in --endpoints.\n",
 };
 
 void ctl_usage(FILE *out, enum ctl_command cmd)

@@ -1864,8 +1864,18 @@ Test(client, member_operations_without_the_feature)
     cr_assert_eq(keel_member_list(c, false, &res), KEEL_STATUS_UNKNOWN_OPCODE);
     cr_assert_eq(res.error.detail, 0x0300);
     cr_assert_eq(keel_endpoint_status(c, &res), KEEL_STATUS_UNKNOWN_OPCODE);
+    char url[64]; /* endpoints may be written as client URLs, as MEMBER_LIST gives them */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/", s->port[0]);
+    keel_client *u = connect_eps(url, NULL);
+    char ep[32];
+    cr_assert_gt(keel_endpoint_current(u, ep, sizeof(ep)), 0);
+    cr_assert_eq(atoi(strchr(ep, ':') + 1), s->port[0]);
+    keel_close(u);
     keel_client *bad = NULL;
     cr_assert_eq(keel_connect("127.0.0.1:1,nonsense", NULL, &bad), KEEL_STATUS_ARG);
+    cr_assert_eq(keel_connect("http://127.0.0.1", NULL, &bad), KEEL_STATUS_ARG);
+    cr_assert_eq(keel_connect("127.0.0.1:70000", NULL, &bad), KEEL_STATUS_ARG);
+    cr_assert_eq(keel_connect("host.example:2379", NULL, &bad), KEEL_STATUS_ARG);
     cr_assert_eq(keel_connect("127.0.0.1:0", NULL, &bad), KEEL_STATUS_ARG);
     cr_assert_null(bad);
     keel_close(c);

@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,6 +227,10 @@ static void cl_ready_one(struct cluster *c, struct cl_node *nd)
         nd->st_last = rd.snapshot_install->index;
         nd->st_term[nd->st_last] = rd.snapshot_install->term;
         nd->ap_last = rd.snapshot_install->index;
+        free(nd->snap_src); /* the installed snapshot is the one this node serves now */
+        nd->snap_src = malloc(nd->snap_rx_len + 1);
+        if (nd->snap_rx_len) memcpy(nd->snap_src, nd->snap_rx, nd->snap_rx_len);
+        nd->snap_src_len = nd->snap_rx_len;
     }
     for (u32 i = 0; i < rd.entry_count; i++) {
         const struct raft_entry *e = &rd.entries[i];
@@ -310,9 +315,34 @@ void cl_run_steps(struct cluster *c, u32 max_steps)
 {
     cl_ready_all(c);
     for (u32 step = 0; step < max_steps && c->q_count > 0; step++) {
-        struct cl_msg cm = c->q[0];
-        memmove(c->q, c->q + 1, (c->q_count - 1) * sizeof(*c->q));
+        u32 at = c->pick ? c->pick(c->drop_ctx, c->q_count) : 0;
+        cr_assert(at < c->q_count);
+        if (c->dup && c->dup(c->drop_ctx, &c->q[at].m)) {
+            struct cl_msg copy;
+            cl_msg_copy(&copy, &c->q[at].m);
+            if (cl_deliverable(c, &copy.m)) {
+                raft_step(c->nodes[copy.m.to - 1].r, &copy.m);
+                cl_ready(c, copy.m.to);
+            }
+            cl_msg_free(&copy);
+            continue;
+        }
+        struct cl_msg cm = c->q[at];
+        memmove(c->q + at, c->q + at + 1, (c->q_count - at - 1) * sizeof(*c->q));
         c->q_count--;
+        const char *trace = getenv("CL_TRACE"); /* CL_TRACE=<id>: print id's traffic */
+        u64 tid = trace ? strtoull(trace, NULL, 10) : 0;
+        if (tid != 0 && (cm.m.to == tid || cm.m.from == tid)) {
+            fprintf(
+                stderr,
+                "%llu->%llu %s t%llu i%llu lt%llu c%llu rej%d n%u snap%llu off%llu len%u last%d\n",
+                (unsigned long long)cm.m.from, (unsigned long long)cm.m.to,
+                raft_msg_type_str(cm.m.type), (unsigned long long)cm.m.term,
+                (unsigned long long)cm.m.index, (unsigned long long)cm.m.log_term,
+                (unsigned long long)cm.m.commit, cm.m.reject, cm.m.entry_count,
+                (unsigned long long)cm.m.snap.index, (unsigned long long)cm.m.snap_offset,
+                cm.m.snap_len, cm.m.snap_last);
+        }
         if (cl_deliverable(c, &cm.m)) {
             raft_step(c->nodes[cm.m.to - 1].r, &cm.m);
             cl_ready(c, cm.m.to);

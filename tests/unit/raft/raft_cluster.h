@@ -75,8 +75,10 @@ struct cluster {
     bool cut[CL_MAX + 1][CL_MAX + 1];
     cl_filter_fn drop; /* true: the message is lost */
     void *drop_ctx;
-    u64 sent[RAFT_MSG_TYPE_COUNT_]; /* messages put on the network, by type */
-    u64 leaders[1024];              /* leader of each term seen, 0 none */
+    u32 (*pick)(void *ctx, u32 queued); /* NULL: FIFO; else the index to deliver next */
+    cl_filter_fn dup;                   /* true: deliver the message and keep a copy queued */
+    u64 sent[RAFT_MSG_TYPE_COUNT_];     /* messages put on the network, by type */
+    u64 leaders[1024];                  /* leader of each term seen, 0 none */
 };
 
 void cl_config(struct raft_config *cfg, u64 id);

@@ -224,3 +224,39 @@ Test(raft_conf, removing_the_last_voter_is_refused)
     cr_assert_eq(role_of(cl_r(&c, 1), 2), 0);
     cl_free(&c);
 }
+
+/* Reference: §4.1, §5 (a joining member's configuration comes from a snapshot) */
+Test(raft_conf, joining_member_waits_for_a_snapshot_and_promotion_waits_for_catch_up)
+{
+    struct cluster c;
+    cl_init(&c, 3, 0);
+    cl_elect(&c, 1);
+    cl_propose(&c, 1, "before");
+    cl_run(&c);
+    cl_add_empty(&c, 4);
+    u64 idx = 0;
+    cr_assert_eq(change(&c, 1, RAFT_CC_ADD_LEARNER, 4, &idx), RAFT_OK);
+    cl_run(&c);
+    cl_tick_all(&c, 3);
+    struct cl_node *n4 = cl_node(&c, 4);
+    cr_assert_eq(cl_last(&c, 4), 0, "no entry without the configuration at index 0");
+    cr_assert_eq(n4->installs, 0);
+    cr_assert_eq(change(&c, 1, RAFT_CC_PROMOTE, 4, &idx), RAFT_ECONF_PENDING,
+                 "a learner that has not caught up is not promoted");
+    struct cl_node *ld = cl_node(&c, 1);
+    ld->snap_src = malloc(4);
+    memcpy(ld->snap_src, "snap", 4);
+    ld->snap_src_len = 4;
+    struct raft_snapshot_meta meta;
+    raft_snapshot_meta_applied(ld->r, &meta);
+    raft_compact(ld->r, &meta, 1000);
+    cl_tick_all(&c, 3);
+    cr_assert_eq(n4->installs, 1);
+    cr_assert_eq(role_of(n4->r, 1), RAFT_VOTER, "the snapshot brought the whole configuration");
+    cr_assert_eq(n4->ap_last, cl_node(&c, 1)->ap_last);
+    cr_assert_eq(change(&c, 1, RAFT_CC_PROMOTE, 4, &idx), RAFT_OK);
+    cl_run(&c);
+    cl_tick_all(&c, 2);
+    cr_assert_eq(role_of(n4->r, 4), RAFT_VOTER);
+    cl_free(&c);
+}

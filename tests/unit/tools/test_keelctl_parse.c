@@ -793,3 +793,268 @@ Test(usage, every_command_has_a_text)
         free(s);
     }
 }
+
+/* ---- member, endpoint status, move-leader ------------------------------------------------- */
+
+#define EXPECT_PRINT_N(fn, fmt, eps, n, want) \
+    do {                                      \
+        struct capture c_;                    \
+        capture_open(&c_);                    \
+        fn(c_.f, (fmt), (eps), (n));          \
+        char *got_ = capture_close(&c_);      \
+        cr_assert_str_eq(got_, (want));       \
+        free(got_);                           \
+    } while (0)
+
+Test(args, member_commands)
+{
+    struct ctl_invocation inv;
+    char err[CTL_ERR_SIZE] = "";
+    cr_assert_eq(PARSE(&inv, err, "member", "list"), 0, "%s", err);
+    cr_assert_eq(inv.command, CTL_CMD_MEMBER);
+    cr_assert_eq(inv.opts.sub, CTL_SUB_LIST);
+    cr_assert(!inv.opts.linearizable);
+    cr_assert_eq(PARSE(&inv, err, "--endpoints=a:1,b:2", "member", "list", "--linearizable"), 0,
+                 "%s", err);
+    cr_assert(inv.opts.linearizable);
+    cr_assert_str_eq(inv.global.endpoints, "a:1,b:2");
+    cr_assert_eq(PARSE(&inv, err, "member", "add", "n4", "--peer-urls",
+                       "http://127.0.0.1:2750,http://10.0.0.4:2750", "--learner",
+                       "--client-urls=http://127.0.0.1:2700"),
+                 0, "%s", err);
+    cr_assert_eq(inv.opts.sub, CTL_SUB_ADD);
+    cr_assert(inv.opts.learner);
+    cr_assert_str_eq(inv.opts.pos[1].s, "n4");
+    struct keel_str urls[CTL_URLS_MAX];
+    size_t n = 0;
+    cr_assert_eq(
+        ctl_split_urls(inv.opts.peer_urls, "--peer-urls", urls, CTL_URLS_MAX, &n, err, sizeof(err)),
+        0);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(urls[1].len, strlen("http://10.0.0.4:2750"));
+    cr_assert_eq(strncmp(urls[1].ptr, "http://10.0.0.4:2750", urls[1].len), 0);
+    cr_assert_eq(ctl_split_urls("a,,b", "--peer-urls", urls, CTL_URLS_MAX, &n, err, sizeof(err)),
+                 CTL_EXIT_USAGE);
+    cr_assert(strstr(err, "empty URL") != NULL);
+    cr_assert_eq(ctl_split_urls("a,b,c", "--peer-urls", urls, 2, &n, err, sizeof(err)),
+                 CTL_EXIT_USAGE);
+    cr_assert_eq(PARSE(&inv, err, "member", "remove", "8e9e05c52164694d"), 0, "%s", err);
+    cr_assert_eq(inv.opts.member_id, 0x8e9e05c52164694dULL);
+    cr_assert_eq(PARSE(&inv, err, "member", "promote", "0xA"), 0, "%s", err);
+    cr_assert_eq(inv.opts.sub, CTL_SUB_PROMOTE);
+    cr_assert_eq(inv.opts.member_id, 10);
+}
+
+Test(args, endpoint_and_move_leader)
+{
+    struct ctl_invocation inv;
+    char err[CTL_ERR_SIZE] = "";
+    cr_assert_eq(PARSE(&inv, err, "endpoint", "status", "-w", "table"), 0, "%s", err);
+    cr_assert_eq(inv.command, CTL_CMD_ENDPOINT);
+    cr_assert_eq(inv.opts.sub, CTL_SUB_STATUS);
+    cr_assert_eq(inv.global.format, CTL_FORMAT_TABLE);
+    cr_assert_eq(PARSE(&inv, err, "endpoint", "status", "--cluster"), 0, "%s", err);
+    cr_assert(inv.opts.cluster);
+    cr_assert_eq(PARSE(&inv, err, "move-leader", "2", "b"), 0, "%s", err);
+    cr_assert_eq(inv.command, CTL_CMD_MOVE_LEADER);
+    cr_assert_eq(inv.opts.shard, 2);
+    cr_assert_eq(inv.opts.member_id, 0xb);
+    cr_assert_eq(PARSE(&inv, err, "move-leader", "all", "ff"), 0, "%s", err);
+    cr_assert_eq(inv.opts.shard, 65535);
+    uint64_t id = 0;
+    cr_assert(ctl_parse_member_id("ffffffffffffffff", &id));
+    cr_assert_eq(id, UINT64_MAX);
+    cr_assert(!ctl_parse_member_id("10000000000000000", &id));
+    cr_assert(!ctl_parse_member_id("0", &id));
+    cr_assert(!ctl_parse_member_id("-1", &id));
+    cr_assert(!ctl_parse_member_id("", &id));
+    char buf[64];
+    const char *eps[CTL_ENDPOINTS_MAX];
+    cr_assert_eq(ctl_split_endpoints("a:1,,b:2", buf, sizeof(buf), eps), 2);
+    cr_assert_str_eq(eps[1], "b:2");
+    cr_assert_eq(ctl_split_endpoints("a:1,b:2", buf, 4, eps), -1);
+}
+
+Test(args, member_usage_errors)
+{
+    static const struct bad_args cases[] = {
+        {2, {"keelctl", "member"}, CTL_CMD_MEMBER, "member: missing subcommand"},
+        {3, {"keelctl", "member", "frob"}, CTL_CMD_MEMBER, "member: unknown subcommand \"frob\""},
+        {3, {"keelctl", "member", "status"}, CTL_CMD_MEMBER, "member: unknown subcommand"},
+        {3, {"keelctl", "member", "add"}, CTL_CMD_MEMBER, "member add: missing NAME"},
+        {4, {"keelctl", "member", "add", "n"}, CTL_CMD_MEMBER, "member add: --peer-urls is"},
+        {3, {"keelctl", "member", "remove"}, CTL_CMD_MEMBER, "member remove: missing ID"},
+        {4, {"keelctl", "member", "remove", "xyz"}, CTL_CMD_MEMBER, "member remove: bad member"},
+        {4, {"keelctl", "member", "promote", "0"}, CTL_CMD_MEMBER, "member promote: bad member"},
+        {4, {"keelctl", "member", "list", "x"}, CTL_CMD_MEMBER, "member list: too many"},
+        {4, {"keelctl", "member", "list", "--learner"}, CTL_CMD_MEMBER, "member list: --peer-urls"},
+        {5,
+         {"keelctl", "member", "remove", "a", "--linearizable"},
+         CTL_CMD_MEMBER,
+         "member remove: --linearizable is for list"},
+        {4, {"keelctl", "get", "k", "--learner"}, CTL_CMD_GET, "unknown flag: --learner (for get)"},
+        {2, {"keelctl", "endpoint"}, CTL_CMD_ENDPOINT, "endpoint: missing subcommand (status)"},
+        {3, {"keelctl", "endpoint", "list"}, CTL_CMD_ENDPOINT, "endpoint: unknown subcommand"},
+        {4, {"keelctl", "endpoint", "status", "x"}, CTL_CMD_ENDPOINT, "endpoint status: too many"},
+        {2, {"keelctl", "move-leader"}, CTL_CMD_MOVE_LEADER, "move-leader: missing argument"},
+        {4, {"keelctl", "move-leader", "x", "1"}, CTL_CMD_MOVE_LEADER, "move-leader: bad shard"},
+        {4, {"keelctl", "move-leader", "65535", "1"}, CTL_CMD_MOVE_LEADER, "move-leader: bad"},
+        {4, {"keelctl", "move-leader", "1", "q"}, CTL_CMD_MOVE_LEADER, "move-leader: bad member"},
+        {5, {"keelctl", "move-leader", "1", "2", "3"}, CTL_CMD_MOVE_LEADER, "move-leader: too"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ctl_invocation inv;
+        char err[CTL_ERR_SIZE] = "";
+        int rc = ctl_parse_args(cases[i].argc, (char **)cases[i].argv, &inv, err, sizeof(err));
+        cr_assert_eq(inv.command, cases[i].command, "case %zu", i);
+        cr_assert_eq(rc, CTL_EXIT_USAGE, "case %zu", i);
+        cr_assert(strncmp(err, cases[i].error, strlen(cases[i].error)) == 0,
+                  "case %zu: got \"%s\", want \"%s...\"", i, err, cases[i].error);
+    }
+}
+
+static struct keel_str S(const char *s) {
+    return (struct keel_str){s, strlen(s)};
+}
+
+Test(print, members_all_formats)
+{
+    struct keel_str p1 = S("http://127.0.0.1:2430"), c1 = S("http://127.0.0.1:2379");
+    struct keel_str p3 = S("http://127.0.0.1:2630");
+    struct keel_member m[] = {
+        {.id = 0xa1,
+         .name = S("n1"),
+         .peer_urls = &p1,
+         .peer_urls_len = 1,
+         .client_urls = &c1,
+         .client_urls_len = 1},
+        {.id = 0xb2, .is_learner = true, .peer_urls = &p3, .peer_urls_len = 1},
+    };
+    struct keel_shard_leader sl = {.shard_id = 0, .leader_id = 0xa1, .raft_term = 3};
+    struct keel_result r = {.opcode = KEEL_OPCODE_MEMBER_LIST, .header = {.shard = 65535}};
+    r.u.members = (struct keel_members_result){
+        .cluster_id = 7, .members = m, .members_len = 2, .shards = &sl, .shards_len = 1};
+    struct ctl_fmt f = {.format = CTL_FORMAT_SIMPLE};
+    EXPECT_PRINT(ctl_print_members, &f, &r,
+                 "a1, started, n1, http://127.0.0.1:2430, http://127.0.0.1:2379, false\n"
+                 "b2, unstarted, , http://127.0.0.1:2630, , true\n");
+    f.format = CTL_FORMAT_JSON;
+    EXPECT_PRINT(ctl_print_members, &f, &r,
+                 "{\"header\":{\"shard\":65535,\"revision\":0,\"raft_term\":0,\"member_id\":0},"
+                 "\"cluster_id\":7,\"members\":[{\"id\":161,\"name\":\"n1\",\"peer_urls\":"
+                 "[\"http://127.0.0.1:2430\"],\"client_urls\":[\"http://127.0.0.1:2379\"],"
+                 "\"is_learner\":false},{\"id\":178,\"name\":\"\",\"peer_urls\":"
+                 "[\"http://127.0.0.1:2630\"],\"client_urls\":[],\"is_learner\":true}],"
+                 "\"shards\":[{\"shard_id\":0,\"leader_id\":161,\"raft_term\":3}]}\n");
+    r.opcode = KEEL_OPCODE_MEMBER_ADD;
+    r.u.members.member_id = 0xb2;
+    m[1].name = S("n3");
+    f.format = CTL_FORMAT_SIMPLE;
+    EXPECT_PRINT(ctl_print_members, &f, &r,
+                 "Member b2 added to the cluster\n\nStart it with:\n"
+                 "  --initial-cluster-state existing --initial-cluster "
+                 "n1=http://127.0.0.1:2430,n3=http://127.0.0.1:2630\n");
+    r.opcode = KEEL_OPCODE_MEMBER_REMOVE;
+    EXPECT_PRINT(ctl_print_members, &f, &r, "Member removed from the cluster\n");
+}
+
+Test(print, move_leader)
+{
+    struct keel_shard_move s[] = {{.shard_id = 0, .status = 0, .leader_id = 0xb, .raft_term = 4},
+                                  {.shard_id = 2, .status = 141, .leader_id = 0xa, .raft_term = 2}};
+    struct keel_result r = {.opcode = KEEL_OPCODE_MOVE_LEADER, .header = {.shard = 65535}};
+    r.u.move_leader = (struct keel_move_leader_result){.shards = s, .shards_len = 2};
+    struct ctl_fmt f = {.format = CTL_FORMAT_SIMPLE};
+    EXPECT_PRINT(ctl_print_move_leader, &f, &r,
+                 "Leadership of shard 0 transferred to b (term 4)\n"
+                 "Shard 2: not transferred: leader transfer failed (leader a)\n");
+    f.format = CTL_FORMAT_JSON;
+    EXPECT_PRINT(ctl_print_move_leader, &f, &r,
+                 "{\"header\":{\"shard\":65535,\"revision\":0,\"raft_term\":0,\"member_id\":0},"
+                 "\"shards\":[{\"shard_id\":0,\"status\":\"OK\",\"leader_id\":11,"
+                 "\"raft_term\":4},{\"shard_id\":2,\"status\":\"LEADER_TRANSFER_FAILED\","
+                 "\"leader_id\":10,\"raft_term\":2}]}\n");
+    r.u.move_leader.shards_len = 0;
+    f.format = CTL_FORMAT_SIMPLE;
+    EXPECT_PRINT(ctl_print_move_leader, &f, &r, "The endpoint leads no shard: nothing moved\n");
+}
+
+Test(print, endpoint_status_all_formats)
+{
+    struct keel_peer_progress pp[] = {
+        {.member_id = 0xb,
+         .state = KEEL_PROGRESS_REPLICATE,
+         .match_index = 121,
+         .recent_active = true},
+        {.member_id = 0xc, .is_learner = true, .state = KEEL_PROGRESS_SNAPSHOT, .match_index = 40}};
+    struct keel_shard_raft lead = {.shard_id = 0,
+                                   .role = KEEL_ROLE_LEADER,
+                                   .leader_id = 0xa,
+                                   .raft_term = 3,
+                                   .raft_commit_index = 120,
+                                   .raft_applied_index = 119,
+                                   .raft_last_index = 121,
+                                   .revision = 100,
+                                   .progress = pp,
+                                   .progress_len = 2};
+    struct keel_shard_raft follow = {.shard_id = 1,
+                                     .role = KEEL_ROLE_FOLLOWER,
+                                     .leader_id = 0,
+                                     .raft_term = 5,
+                                     .raft_last_index = 7,
+                                     .revision = 6};
+    struct keel_result a = {.opcode = KEEL_OPCODE_ENDPOINT_STATUS,
+                            .header = {.shard = 65535, .member_id = 0xa}};
+    a.u.endpoint_status =
+        (struct keel_endpoint_status_result){.name = S("n1"), .shards = &lead, .shards_len = 1};
+    struct keel_result b = a;
+    b.header.member_id = 0xb;
+    b.u.endpoint_status =
+        (struct keel_endpoint_status_result){.name = S("n2"), .shards = &follow, .shards_len = 1};
+    struct ctl_endpoint_status eps[] = {{"127.0.0.1:2379", &a}, {"127.0.0.1:2479", &b}};
+    struct ctl_fmt f = {.format = CTL_FORMAT_SIMPLE};
+    EXPECT_PRINT_N(ctl_print_endpoint_status, &f, eps, 2,
+                   "127.0.0.1:2379, a, 0, leader, a, 3, 120, 119, 121, 100, b=0 c=81\n"
+                   "127.0.0.1:2479, b, 1, follower, none, 5, 0, 0, 7, 6, -\n");
+    f.format = CTL_FORMAT_TABLE;
+    EXPECT_PRINT_N(
+        ctl_print_endpoint_status, &f, eps, 2,
+        "+----------------+----+-------+----------+--------+------+--------+---------+------+"
+        "----------+----------+\n"
+        "|    ENDPOINT    | ID | SHARD |   ROLE   | LEADER | TERM | COMMIT | APPLIED | LAST |"
+        " REVISION |   LAG    |\n"
+        "+----------------+----+-------+----------+--------+------+--------+---------+------+"
+        "----------+----------+\n"
+        "| 127.0.0.1:2379 | a  |     0 | leader   | a      |    3 |    120 |     119 |  121 |"
+        "      100 | b=0 c=81 |\n"
+        "| 127.0.0.1:2479 | b  |     1 | follower | none   |    5 |      0 |       0 |    7 |"
+        "        6 | -        |\n"
+        "+----------------+----+-------+----------+--------+------+--------+---------+------+"
+        "----------+----------+\n");
+    f.format = CTL_FORMAT_JSON;
+    EXPECT_PRINT_N(
+        ctl_print_endpoint_status, &f, eps, 1,
+        "[{\"endpoint\":\"127.0.0.1:2379\",\"header\":{\"shard\":65535,\"revision\":0,"
+        "\"raft_term\":0,\"member_id\":10},\"name\":\"n1\",\"is_learner\":false,\"shards\":["
+        "{\"shard_id\":0,\"role\":\"leader\",\"leader_id\":10,\"raft_term\":3,"
+        "\"raft_commit_index\":120,\"raft_applied_index\":119,\"raft_last_index\":121,"
+        "\"revision\":100,\"progress\":[{\"member_id\":11,\"is_learner\":false,"
+        "\"match_index\":121,\"next_index\":0,\"lag\":0,\"recent_active\":true},"
+        "{\"member_id\":12,\"is_learner\":true,\"match_index\":40,\"next_index\":0,\"lag\":81,"
+        "\"recent_active\":false}]}]}]\n");
+}
+
+Test(fmt, member_errors_print_ids_in_hex)
+{
+    struct capture c;
+    capture_open(&c);
+    struct keel_error e = {.detail = 0xab, .message = "no member", .message_len = 9};
+    ctl_print_error(c.f, KEEL_STATUS_MEMBER_NOT_FOUND, &e, NULL);
+    e.detail = 64;
+    ctl_print_error(c.f, KEEL_STATUS_TOO_MANY_MEMBERS, &e, NULL);
+    char *s = capture_close(&c);
+    cr_assert_str_eq(s, "Error: no such member (MEMBER_NOT_FOUND, member ab, no member)\n"
+                        "Error: too many members (TOO_MANY_MEMBERS, limit 64, no member)\n");
+    free(s);
+    cr_assert_eq(ctl_exit_for_status(KEEL_STATUS_CONF_CHANGE_PENDING), CTL_EXIT_SERVER);
+}
