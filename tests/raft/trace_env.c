@@ -425,34 +425,26 @@ static void ready_check_reads(struct trace_env *env, struct trace_node *n,
 
 /* ---- the ready loop ---------------------------------------------------------------------- */
 
-/* Fills the SNAP chunks of rd from n's durable snapshot (ready step c). A chunk past the end
- * of the snapshot (raft pipelines chunk offsets without knowing the size) stays unfilled and
- * is not sent; a chunk of a snapshot n does not hold stays unfilled and is reported by
- * raft_snapshot_failed after advance. Unfilled chunks are not sent. */
-static void ready_fill_chunks(struct trace_env *env, struct trace_node *n, struct raft_ready *rd,
-                              const char *indent)
+/* Fills the SNAP chunks of rd from n's durable snapshot (ready step c): every chunk but the
+ * last holds snap_chunk_bytes; a chunk at or past the end (raft pipelines offsets without
+ * knowing the size) gets snap_len 0 and snap_last. A chunk of a snapshot n does not hold stays
+ * unfilled, is not sent, and is reported by raft_snapshot_failed after advance. */
+static void ready_fill_chunks(struct trace_node *n, struct raft_ready *rd)
 {
     static const u8 empty[1];
     for (u32 i = 0; i < rd->msg_count; i++) {
         struct raft_msg *m = &rd->msgs_mut[i];
         if (m->type != RAFT_MSG_SNAP || m->snap_data != NULL) continue;
         const struct trace_log *d = &n->durable;
-        bool have = d->has_snap && d->snap.index == m->snap.index;
-        if (have && m->snap_offset > 0 && m->snap_offset >= d->snap_blob.len) {
-            out_printf(env->out, "%s(chunk at %llu is past the end of snapshot %llu: not sent)\n",
-                       indent, (unsigned long long)m->snap_offset,
-                       (unsigned long long)m->snap.index);
-            continue;
-        }
-        if (!have) {
+        if (!d->has_snap || d->snap.index != m->snap.index) {
             if (n->snap_failed_count < RAFT_MEMBERS_MAX)
                 n->snap_failed[n->snap_failed_count++] = m->to;
             continue;
         }
-        u64 left = d->snap_blob.len - m->snap_offset;
+        u64 left = m->snap_offset < d->snap_blob.len ? d->snap_blob.len - m->snap_offset : 0;
         m->snap_len = (u32)KEEL_MIN(left, (u64)n->cfg.snap_chunk_bytes);
         m->snap_data = m->snap_len ? d->snap_blob.ptr + m->snap_offset : empty;
-        m->snap_last = m->snap_offset + m->snap_len == d->snap_blob.len;
+        m->snap_last = m->snap_len == left;
     }
 }
 
@@ -523,7 +515,7 @@ bool env_process_ready(struct trace_env *env, struct trace_node *n, const char *
     out_printf(env->out, "%s> %llu handling Ready\n", indent, (unsigned long long)n->id);
     char sub[64];
     snprintf(sub, sizeof(sub), "%s  ", indent);
-    ready_fill_chunks(env, n, &rd, sub);
+    ready_fill_chunks(n, &rd);
     if (rd.role_changed) {
         out_printf(env->out, "%s", sub);
         print_summary(env->out, n->r);

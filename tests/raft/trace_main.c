@@ -168,8 +168,24 @@ static void run_command(struct trace_env *env, const char *line, struct trace_ou
     }
     if (o->len == 0) out_printf(o, "ok\n");
     /* A blank line would end the block: show it as a lone "." instead. */
-    for (size_t i = 0; i + 1 < o->len; i++)
-        if (o->ptr[i] == '\n' && o->ptr[i + 1] == '\n') fprintf(stderr, "blank output line\n");
+    if (o->ptr[0] == '\n') {
+        struct trace_out fixed = {0};
+        out_printf(&fixed, ".%s", o->ptr);
+        out_free(o);
+        *o = fixed;
+    }
+    for (size_t i = 0; i + 1 < o->len; i++) {
+        if (o->ptr[i] != '\n' || o->ptr[i + 1] != '\n') continue;
+        struct trace_out fixed = {0};
+        out_printf(&fixed, "%.*s", (int)(i + 1), o->ptr);
+        for (size_t j = i + 1; j < o->len; j++) {
+            if (o->ptr[j] == '\n' && o->ptr[j - 1] == '\n') out_printf(&fixed, ".");
+            out_printf(&fixed, "%c", o->ptr[j]);
+        }
+        out_free(o);
+        *o = fixed;
+        break;
+    }
 }
 
 /* ---- files ------------------------------------------------------------------------------- */
