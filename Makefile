@@ -3,6 +3,8 @@
 #   make test           install what is missing, build with -Werror, run every test
 #   make test-sanitize  the tests under ASan+UBSan in build-asan/ (Debug)
 #   make test-tsan      the threaded tests (test_xcore, keeld under load) under ThreadSanitizer
+#   make sim SEEDS=100000 [STEPS=2000] [NODES=3|5] [FIRST=1]
+#                       the deterministic simulation over many seeds (Release, JOBS at a time)
 #   make tidy | format | bench | clean
 JOBS  := $(shell nproc)
 BUILD := build
@@ -10,7 +12,7 @@ ASAN  := build-asan
 TSAN  := build-tsan
 ARGS  ?=
 
-.PHONY: run test test-sanitize test-tsan tidy format bench clean deps release
+.PHONY: run test test-sanitize test-tsan tidy format bench clean deps release sim
 
 deps:
 	@bash tools/install-deps.sh
@@ -44,6 +46,15 @@ test-tsan: deps
 	KEEL_OPS=200000 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		ctest --test-dir $(TSAN) --output-on-failure -R '^test_xcore$$'
 	bash tests/tsan/keeld_tsan.sh $(TSAN)
+
+# The long mode of tests/sim (ctest runs 2,000 seeds): a failing seed prints its replay line.
+SEEDS ?= 10000
+FIRST ?= 1
+sim: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j $(JOBS) --target keel_sim
+	$(BUILD)/tests/keel_sim --seeds $(SEEDS) --first-seed $(FIRST) --jobs $(JOBS) --keep-going \
+		$(if $(STEPS),--steps $(STEPS)) $(if $(NODES),--nodes $(NODES))
 
 tidy:
 	@bash tools/tidy.sh
