@@ -219,7 +219,11 @@ static void cl_apply(struct cl_node *nd, const struct raft_ready *rd)
 static void cl_ready_one(struct cluster *c, struct cl_node *nd)
 {
     struct raft_ready rd;
+    bool idle = raft_ready_needs_idle_storage(nd->r);
     raft_ready(nd->r, &rd);
+    cr_assert_eq(idle, rd.truncate_from != 0 || rd.snapshot_install != NULL,
+                 "raft_ready_needs_idle_storage matches the ready");
+    if (rd.truncate_from || rd.snapshot_install) nd->idle_readies++;
     if (rd.truncate_from) nd->st_last = rd.truncate_from - 1;
     if (rd.snapshot_install) {
         nd->installs++;

@@ -62,6 +62,7 @@ struct cl_node {
     struct raft_snapshot_meta installed;
     u32 snap_chunks_stored;
     u32 chunk_bytes;
+    u32 idle_readies; /* readies that truncated or installed */
 };
 
 typedef bool (*cl_filter_fn)(void *ctx, const struct raft_msg *m);

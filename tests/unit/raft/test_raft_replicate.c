@@ -69,6 +69,7 @@ Test(raft_replicate, conflicting_follower_suffix_is_truncated_and_repaired)
         cr_assert_eq(cl_node(&c, 1)->st_term[i], raft_term(cl_r(&c, l)), "storage truncated");
     }
     cr_assert_eq(cl_node(&c, 1)->ap_last, kept);
+    cr_assert_eq(cl_node(&c, 1)->idle_readies, 1, "one ready truncated the stored log");
     cl_free(&c);
 }
 
