@@ -287,3 +287,57 @@ Test(raft_snap, restart_from_snapshot_and_entries_applies_up_to_commit)
     cr_assert_eq(raft_create(&cfg, &rs, &r), RAFT_EINVALID);
     cr_assert_eq(a.live_bytes, 0);
 }
+
+static u8 progress_state(struct raft *r, u64 id)
+{
+    struct raft_status st;
+    raft_status(r, &st);
+    for (u32 i = 0; i < st.progress_count; i++) {
+        if (st.progress[i].id == id) return st.progress[i].state;
+    }
+    cr_assert_fail("no progress for %llu", (unsigned long long)id);
+    return 0;
+}
+
+/* Reference: §5 (the caller cannot send the snapshot: raft goes back to probing, retries) */
+Test(raft_snap, snapshot_failed_goes_back_to_probe_and_retries)
+{
+    cl_tune = tune_chunks;
+    struct cluster c;
+    cl_init(&c, 3, 0);
+    cl_elect(&c, 1);
+    cl_partition(&c, 3, true);
+    for (int i = 0; i < 10; i++) cl_propose(&c, 1, "e");
+    cl_run(&c);
+    give_snapshot(&c, 1, 30, 0);
+    cl_partition(&c, 3, false);
+    c.drop = drop_all_snap;
+    cl_tick(&c, 1);
+    cl_run(&c);
+    cr_assert_eq(progress_state(cl_r(&c, 1), 3), RAFT_PROGRESS_SNAPSHOT);
+    raft_snapshot_failed(cl_r(&c, 1), 3);
+    cr_assert_eq(progress_state(cl_r(&c, 1), 3), RAFT_PROGRESS_PROBE);
+    c.drop = NULL;
+    cl_tick_all(&c, 3);
+    cr_assert_eq(cl_node(&c, 3)->installs, 1, "retried after the next heartbeat answer");
+    cr_assert_eq(progress_state(cl_r(&c, 1), 3), RAFT_PROGRESS_REPLICATE);
+    cl_free(&c);
+}
+
+/* Reference: §5.3 (a lost connection sends the follower back to probing) */
+Test(raft_snap, peer_unreachable_goes_back_to_probe)
+{
+    struct cluster c;
+    cl_init(&c, 3, 0);
+    cl_elect(&c, 1);
+    cl_propose(&c, 1, "e");
+    cl_run(&c);
+    cr_assert_eq(progress_state(cl_r(&c, 1), 2), RAFT_PROGRESS_REPLICATE);
+    raft_peer_unreachable(cl_r(&c, 1), 2);
+    cr_assert_eq(progress_state(cl_r(&c, 1), 2), RAFT_PROGRESS_PROBE);
+    u64 idx = cl_propose(&c, 1, "f");
+    cl_run(&c);
+    cr_assert_eq(cl_node(&c, 2)->ap_last, idx);
+    cr_assert_eq(progress_state(cl_r(&c, 1), 2), RAFT_PROGRESS_REPLICATE);
+    cl_free(&c);
+}
