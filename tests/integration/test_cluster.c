@@ -249,7 +249,23 @@ static void write_keys(struct cluster *c, const char *tag, uint32_t count, size_
         snprintf(key, sizeof(key), "%s-%s-%06u", shard_prefix[n % 2], tag, n);
         struct keel_put_args a = {.key = {key, strlen(key)}, .value = {value, value_bytes}};
         struct keel_result r;
-        cr_assert_eq(keel_put(k, &a, &r), KEEL_STATUS_OK, "put %s", key);
+        int rc = -1;
+        /* A put of the same value is safe to repeat: retried through leader changes (leader
+         * balancing moves leaders while these writes run). */
+        for (int t = 0; t < 100 && rc != KEEL_STATUS_OK; t++) {
+            rc = keel_put(k, &a, &r);
+            if (rc == KEEL_STATUS_OK) break;
+            cr_assert(rc < 0 || rc == KEEL_STATUS_UNAVAILABLE || rc == KEEL_STATUS_NOT_LEADER ||
+                          rc == KEEL_STATUS_LEADER_CHANGED,
+                      "put %s: %d", key, rc);
+            if (rc < 0) {
+                keel_close(k);
+                k = cluster_client(c, -1);
+                cr_assert(k != NULL);
+            }
+            sleep_ms(20);
+        }
+        cr_assert_eq(rc, KEEL_STATUS_OK, "put %s: %d", key, rc);
     }
     free(value);
     keel_close(k);
