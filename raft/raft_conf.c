@@ -96,6 +96,8 @@ static i32 raft_conf_find(const struct raft_conf *c, u64 id)
 /* Applies cc to conf; false (conf unchanged) when it would change nothing or is invalid. */
 bool raft_conf_apply(struct raft_conf *conf, const struct raft_conf_change *cc)
 {
+    ASSERT(conf->count <= RAFT_MEMBERS_MAX);
+    ASSERT(cc != NULL);
     i32 at = raft_conf_find(conf, cc->id);
     switch (cc->type) {
     case RAFT_CC_ADD_VOTER:

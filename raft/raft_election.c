@@ -41,6 +41,8 @@ static void raft_set_role(struct raft *r, u8 role, u64 leader)
     r->transfer_elapsed = 0;
     raft_votes_reset(r);
     raft_reset_timeout(r);
+    ASSERT(r->role == role && r->leader == leader);
+    ASSERT(r->transfer_target == 0);
 }
 
 void raft_become_follower(struct raft *r, u64 term, u64 leader)
@@ -178,6 +180,8 @@ void raft_step_vote(struct raft *r, const struct raft_msg *m)
 void raft_step_vote_resp(struct raft *r, const struct raft_msg *m)
 {
     bool pre = m->type == RAFT_MSG_PREVOTE_RESP;
+    ASSERT(pre || m->type == RAFT_MSG_VOTE_RESP);
+    ASSERT(m->term >= r->term);
     if (pre && r->role != RAFT_PRE_CANDIDATE) return;
     if (!pre && r->role != RAFT_CANDIDATE) return;
     if (!raft_is_voter(r, m->from)) return;
@@ -199,6 +203,7 @@ void raft_step_vote_resp(struct raft *r, const struct raft_msg *m)
 /* §6.2: counts the voters heard from since the last check; steps down without a quorum. */
 static void raft_check_quorum(struct raft *r)
 {
+    ASSERT(r->role == RAFT_LEADER);
     u32 active = 0;
     for (u32 i = 0; i < r->pr_count; i++) {
         struct raft_progress *pr = &r->prs[i];
@@ -207,10 +212,13 @@ static void raft_check_quorum(struct raft *r)
         if (!self) pr->recent_active = false;
     }
     if (active < raft_quorum(r)) raft_become_follower(r, r->term, 0);
+    ASSERT_IMPLIES(r->role == RAFT_LEADER, active >= raft_quorum(r));
 }
 
 static void raft_tick_leader(struct raft *r)
 {
+    ASSERT(r->role == RAFT_LEADER);
+    ASSERT(r->heartbeat_elapsed < r->cfg.heartbeat_ticks);
     r->heartbeat_elapsed++;
     r->election_elapsed++;
     for (u32 i = 0; i < r->pr_count; i++) raft_snap_tick(r, &r->prs[i]);
@@ -272,6 +280,8 @@ void raft_transfer_check(struct raft *r, const struct raft_progress *pr)
 {
     if (r->transfer_target == 0 || pr->id != r->transfer_target) return;
     if (pr->match != raft_log_last(&r->log)) return;
+    ASSERT(r->role == RAFT_LEADER);
+    ASSERT(pr->role == RAFT_VOTER);
     struct raft_msg m;
     raft_msg_init(r, &m, RAFT_MSG_TIMEOUT_NOW, pr->id);
     raft_send(r, &m);
@@ -279,8 +289,9 @@ void raft_transfer_check(struct raft *r, const struct raft_progress *pr)
 
 void raft_step_timeout_now(struct raft *r, const struct raft_msg *m)
 {
-    (void)m;
+    ASSERT(m->type == RAFT_MSG_TIMEOUT_NOW);
+    ASSERT(m->term == r->term);
     if (r->role == RAFT_LEADER || !raft_can_campaign(r)) return;
     if (r->install_state != RAFT_INSTALL_NONE) return;
-    raft_campaign_vote(r, true);
+    raft_campaign_vote(r, true); /* §3.10: skips pre-vote, carries the transfer flag */
 }

@@ -52,6 +52,8 @@ static void raft_read_failed(struct raft *r, u64 context)
 
 static void raft_read_answer(struct raft *r, const struct raft_read_req *q, bool reject)
 {
+    ASSERT_IMPLIES(!reject, r->role == RAFT_LEADER);
+    ASSERT_IMPLIES(!reject, q->index >= r->term_start_index);
     if (q->from == 0) {
         if (reject)
             raft_read_failed(r, q->context);

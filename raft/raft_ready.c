@@ -162,6 +162,7 @@ void raft_ready(struct raft *r, struct raft_ready *rd)
 /* The leader learns a snapshot's size from the chunk the caller marked last. */
 static void raft_advance_snap_msgs(struct raft *r, const struct raft_ready *rd)
 {
+    ASSERT(rd->msgs == r->msgs.items);
     if (r->role != RAFT_LEADER) return;
     for (u32 i = 0; i < rd->msg_count; i++) {
         const struct raft_msg *m = &rd->msgs[i];

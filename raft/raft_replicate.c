@@ -31,6 +31,8 @@ static u32 raft_append_batch(const struct raft *r, u64 next, u64 *bytes_out)
 /* One APP from pr->next; false when nothing was sent. */
 static bool raft_send_append_one(struct raft *r, struct raft_progress *pr, bool send_empty)
 {
+    ASSERT(pr->state != RAFT_PROGRESS_SNAPSHOT);
+    ASSERT(pr->next > pr->match && pr->next <= raft_log_last(&r->log) + 1);
     u64 prev_term;
     bool known = raft_log_term(&r->log, pr->next - 1, &prev_term);
     /* Compacted away (thesis §5), or the follower needs the log from its very start, which does

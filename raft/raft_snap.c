@@ -49,6 +49,8 @@ void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 kee
 
 static void raft_snap_emit(struct raft *r, struct raft_progress *pr)
 {
+    ASSERT(pr->state == RAFT_PROGRESS_SNAPSHOT);
+    ASSERT(pr->snap_index == r->snap_meta.index);
     struct raft_msg m;
     raft_msg_init(r, &m, RAFT_MSG_SNAP, pr->id);
     m.snap = r->snap_meta;
@@ -80,6 +82,7 @@ void raft_snap_tick(struct raft *r, struct raft_progress *pr)
 {
     if (pr->state != RAFT_PROGRESS_SNAPSHOT) return;
     if (++pr->snap_idle_ticks < r->cfg.election_ticks) return;
+    ASSERT(pr->snap_acked <= pr->snap_next);
     pr->snap_idle_ticks = 0;
     pr->snap_next = pr->snap_acked;
     pr->snap_nack = UINT64_MAX;
