@@ -236,7 +236,7 @@ static struct codec_reply_header exec_header(const struct exec *x, u16 status, i
     struct codec_reply_header h = {.status = status,
                                    .shard = x->shard_id,
                                    .revision = revision,
-                                   .raft_term = 0,
+                                   .raft_term = x->raft_term,
                                    .member_id = x->member_id};
     return h;
 }

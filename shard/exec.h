@@ -58,6 +58,7 @@ struct exec {
     u64 member_id;
     u32 reply_frame_size_max; /* in [256, CODEC_REPLY_FRAME_SIZE_MAX] */
     u64 shard_map_version;    /* WRONG_SHARD's detail; exec_init sets 1, the runtime updates */
+    u64 raft_term;            /* header.raft_term of every reply; the runtime updates it */
     struct buf scratch[3];    /* lists and nested replies while encoding */
 };
 

@@ -411,6 +411,7 @@ static void shard_report_persisted(struct shard *s)
 /* One step of the ready loop, once per turn (after the loop's completions, before the pump). */
 void shard_raft_turn(struct shard *s)
 {
+    s->x.raft_term = raft_term(s->raft);
     shard_report_persisted(s);
     reads_issue(s);
     for (u32 round = 0; round < SHARD_READY_ROUNDS && raft_has_ready(s->raft); round++) {
@@ -427,6 +428,7 @@ void shard_raft_turn(struct shard *s)
         raft_ready(s->raft, &rd);
         shard_ready_store(s, &rd);
         shard_ready_send(s, &rd);
+        s->x.raft_term = raft_term(s->raft);
         shard_apply(s, &rd);
         reads_ready(s, &rd);
         raft_advance(s->raft, &rd);

@@ -245,37 +245,53 @@ int shard_member_list(struct shard *s, struct buf *out, const struct codec_frame
 
 /* ---- leader balancing -------------------------------------------------------------------- */
 
-/* The member that should lead group g: the voters sorted by id, the (g mod count)-th. Every node
- * computes the same, so leaders spread over the nodes; a leader that is not the preferred one
- * hands over once the preferred member is caught up and answering (after failures heal). */
-static u64 preferred_leader(const struct raft_status *st, u32 group)
+/* Groups led by member id, as this node's shards see them. */
+static u32 groups_led(const struct node *n, u64 id)
 {
-    u64 ids[RAFT_MEMBERS_MAX];
-    u32 n = 0;
-    for (u32 i = 0; i < st->conf.count; i++)
-        if (st->conf.members[i].role == RAFT_VOTER) ids[n++] = st->conf.members[i].id;
-    for (u32 i = 1; i < n; i++)
-        for (u32 j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
-            u64 t = ids[j];
-            ids[j] = ids[j - 1];
-            ids[j - 1] = t;
-        }
-    return n ? ids[group % n] : 0;
+    u32 count = 0;
+    for (u32 i = 0; i < n->config.shard_count; i++) count += LOAD(n->pub[i].leader) == id;
+    return count;
 }
 
+/* The caught-up, answering voter that leads the fewest groups (then the lowest id), or 0. */
+static u64 balance_target(const struct node *n, const struct raft_status *st)
+{
+    u64 best = 0;
+    u32 best_led = UINT32_MAX;
+    for (u32 i = 0; i < st->progress_count; i++) {
+        const struct raft_progress_status *pr = &st->progress[i];
+        if (pr->id == st->id || pr->role != RAFT_VOTER || !pr->recent_active) continue;
+        if (pr->match != st->last_index) continue;
+        u32 led = groups_led(n, pr->id);
+        if (led < best_led || (led == best_led && pr->id < best)) {
+            best = pr->id;
+            best_led = led;
+        }
+    }
+    return best;
+}
+
+/* A node that leads more than its share of its node's groups (ceil(groups / voters)) hands one
+ * over, at most every BALANCE_EVERY_TICKS, to the caught-up voter that leads the fewest. Only
+ * the lowest-index shard of the over-loaded node acts, so one group moves at a time. Leaders so
+ * spread over the nodes at start, and spread again after a failed node comes back; a balanced
+ * layout (a MOVE_LEADER that kept the counts even, say) is left alone. */
 void shard_balance_tick(struct shard *s)
 {
     if (++s->balance_ticks < BALANCE_EVERY_TICKS || raft_role(s->raft) != RAFT_LEADER) return;
     s->balance_ticks = 0;
+    const struct node *n = s->node;
+    u64 self = n->config.member_id;
+    for (u32 i = 0; i < s->id; i++)
+        if (LOAD(n->pub[i].leader) == self) return; /* a lower shard of this node acts */
     struct raft_status st;
     raft_status(s->raft, &st);
-    u64 want = preferred_leader(&st, s->id);
-    if (want == 0 || want == st.id || st.transfer_target) return;
-    for (u32 i = 0; i < st.progress_count; i++) {
-        const struct raft_progress_status *pr = &st.progress[i];
-        if (pr->id != want || !pr->recent_active || pr->match != st.last_index) continue;
-        if (raft_transfer_leader(s->raft, want) == RAFT_OK && !s->node->config.quiet)
-            node_log("raft", "shard %u: handing leadership to %016llx (leader balancing)", s->id,
-                     (unsigned long long)want);
-    }
+    u32 voters = raft_conf_voters(&st.conf);
+    u32 share = voters ? (n->config.shard_count + voters - 1) / voters : 0;
+    if (voters <= 1 || groups_led(n, self) <= share || st.transfer_target) return;
+    u64 want = balance_target(n, &st);
+    if (want == 0 || groups_led(n, want) + 1 >= groups_led(n, self)) return;
+    if (raft_transfer_leader(s->raft, want) == RAFT_OK && !n->config.quiet)
+        node_log("raft", "shard %u: handing leadership to %016llx (leader balancing)", s->id,
+                 (unsigned long long)want);
 }

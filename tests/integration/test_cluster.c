@@ -393,3 +393,46 @@ Test(cluster, add_and_remove_a_node_under_load)
     free(l);
     cluster_stop(&c);
 }
+
+/* ---- leadership moves and status --------------------------------------------------------- */
+
+Test(cluster, move_leader_and_endpoint_status)
+{
+    static struct cluster c;
+    start3(&c, NULL);
+    keel_client *k = cluster_client(&c, -1);
+    cr_assert(k != NULL);
+    struct keel_put_args p = {.key = {"a-term", 6}, .value = {"v", 1}};
+    struct keel_result r;
+    cr_assert_eq(keel_put(k, &p, &r), KEEL_STATUS_OK);
+    cr_assert(r.header.raft_term > 0, "a reply carries the group's term");
+    cr_assert_neq(r.header.member_id, 0);
+    int from = cluster_leader_of(&c, 0);
+    cr_assert(from >= 0);
+    uint32_t to = ((uint32_t)from + 1) % c.nodes;
+    int rc = keel_move_leader(k, 0, c.member_id[to], &r);
+    cr_assert_eq(rc, KEEL_STATUS_OK, "move-leader: %d", rc);
+    cr_assert_eq(r.u.move_leader.shards_len, 1);
+    cr_assert_eq(r.u.move_leader.shards[0].status, 0);
+    cr_assert_eq(r.u.move_leader.shards[0].leader_id, c.member_id[to]);
+    printf("move-leader: shard 0 moved from %s to %s\n", c.name[from], c.name[to]);
+    keel_close(k);
+    /* the new leader's own view: leader of shard 0, with both peers' progress, caught up */
+    k = cluster_client(&c, (int)to);
+    cr_assert(k != NULL);
+    /* status figures are published once per tick (50 ms): give them a moment */
+    const struct keel_shard_raft *sr = NULL;
+    for (int t = 0; t < 40; t++) {
+        cr_assert_eq(keel_endpoint_status(k, &r), KEEL_STATUS_OK);
+        cr_assert_eq(r.u.endpoint_status.shards_len, 2);
+        sr = &r.u.endpoint_status.shards[0];
+        if (sr->leader_id == c.member_id[to] && sr->progress_len == 2) break;
+        sleep_ms(25);
+    }
+    cr_assert_eq(sr->leader_id, c.member_id[to]);
+    cr_assert_eq(sr->role, KEEL_ROLE_LEADER);
+    cr_assert_eq(sr->progress_len, 2, "the leader reports both followers");
+    cr_assert(sr->raft_commit_index >= 1 && sr->raft_applied_index <= sr->raft_commit_index);
+    keel_close(k);
+    cluster_stop(&c);
+}
