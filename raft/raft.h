@@ -250,8 +250,10 @@ struct raft;
 
 /* A restarted member's stored state: the snapshot it holds (NULL: none), its hard state, and
  * the entries it stored after the snapshot (copied; in index order, contiguous, starting at
- * snapshot->index + 1, or at 1 without one). A brand-new member of a new cluster passes the
- * initial configuration in bootstrap (every member the same), no snapshot and no entries; a
+ * snapshot->index + 1, or at 1 without one; they count as persisted). A brand-new member of a
+ * new cluster passes the initial configuration in bootstrap (every member the same), no
+ * snapshot and no entries; the bootstrap configuration stands at index 0, before any entry, so
+ * a member restarted without a snapshot passes it again (with a snapshot it is ignored). A
  * member joining an existing cluster passes an empty bootstrap and learns the configuration
  * from the leader's snapshot. */
 struct raft_restore {

@@ -12,7 +12,8 @@
  *  - committed-durable: an entry applied for the first time is durable on a quorum of the
  *    voters of the configuration in force (the committed one, or the one before it: a change
  *    takes effect when applied, so entries right after it may commit under either), and a
- *    member applies only what is durable on itself.
+ *    member applies only what is durable on itself. A member removed and shut down counts with
+ *    what it held when it left (a leader that had not applied the removal yet counted it).
  */
 #include "tests/sim/sim.h"
 
@@ -199,9 +200,8 @@ void check_conf_apply(struct raft_conf *conf, const struct raft_conf_change *cc)
     if (cc->type != RAFT_CC_ADD_LEARNER) conf->members[at].role = RAFT_VOTER;
 }
 
-static bool durable_on(const struct sim_member *m, u64 index, u64 term)
+static bool durable_on(const struct sim_image *dur, u64 index, u64 term)
 {
-    const struct sim_image *dur = &m->store.durable;
     if (dur->has_snap && dur->snap.index >= index) return true;
     return image_term_at(dur, index) == term;
 }
@@ -213,8 +213,8 @@ static bool quorum_durable(struct sim *s, u32 group, const struct raft_conf *con
     for (u32 i = 0; i < conf->count; i++) {
         if (conf->members[i].role != RAFT_VOTER) continue;
         voters++;
-        const struct sim_member *v = sim_member_by_id(s, group, conf->members[i].id);
-        if (v && durable_on(v, index, term)) durable++;
+        const struct sim_image *dur = sim_durable_by_id(s, group, conf->members[i].id);
+        if (dur && durable_on(dur, index, term)) durable++;
     }
     *have = durable;
     *need = voters / 2 + 1;
@@ -232,8 +232,7 @@ static void check_first_apply(struct sim *s, struct sim_member *m, const struct 
         char who[256] = "";
         size_t at = 0;
         for (u32 i = 0; i < c->conf.count; i++) {
-            const struct sim_member *v = sim_member_by_id(s, m->group, c->conf.members[i].id);
-            const struct sim_image *d = v ? &v->store.durable : NULL;
+            const struct sim_image *d = sim_durable_by_id(s, m->group, c->conf.members[i].id);
             int n = snprintf(who + at, sizeof who - at, " %llu:%s%llu/%llu",
                              (unsigned long long)c->conf.members[i].id,
                              c->conf.members[i].role == RAFT_VOTER ? "" : "learner:",

@@ -63,7 +63,8 @@ struct sim_rates {
     u32 dup_permille;
     u32 partition_permille; /* per step, when none is active */
     u32 partition_ms_max;
-    u32 crash_permille; /* per node and step */
+    u32 crash_permille;       /* per node and step */
+    u32 multi_crash_permille; /* per step: a majority of the nodes (or all) crash at once */
     u32 down_ms_max;
     u32 sync_ms_max;         /* fdatasync latency: uniform in [1, max] */
     u32 snapshot_permille;   /* per member and step */
@@ -304,6 +305,9 @@ int sim_run(const struct sim_options *opt, struct sim_result *res);
 void sim_rates_draw(struct sim *s);
 struct sim_member *sim_member_by_id(struct sim *s, u32 group, u64 id);
 struct sim_member *sim_member_on_node(struct sim *s, u32 group, u32 node);
+/* The durable image of member id, destroyed members included (what they held when they left);
+ * NULL for an id the group never had. */
+const struct sim_image *sim_durable_by_id(struct sim *s, u32 group, u64 id);
 struct sim_member *sim_leader(struct sim *s, u32 group);
 /* For the abort handler: the run in progress (NULL between runs). */
 extern struct sim *volatile sim_current;
@@ -311,6 +315,7 @@ extern struct sim *volatile sim_current;
 /* sim_store.c */
 void store_init(struct sim_store *st);
 void store_free(struct sim_store *st);
+void store_retire(struct sim_store *st);      /* a destroyed member: keeps the durable image only */
 void store_batch_begin(struct sim_store *st); /* the records up to the next call: one write */
 void store_hard_state(struct sim_store *st, const struct raft_hard_state *hs);
 void store_truncate(struct sim *s, struct sim_store *st, u64 from);

@@ -41,8 +41,22 @@ void node_restart(struct sim *s, u32 node)
     }
 }
 
+/* A power failure: a majority of the nodes (sometimes all) crash in the same millisecond, so
+ * what they acknowledged must have been durable. */
+static void fault_multi_crash(struct sim *s)
+{
+    u32 count = sim_permille(s, 300) ? s->nodes : s->nodes / 2 + 1;
+    u32 first = (u32)sim_below(s, s->nodes);
+    sim_trace(s, "power failure: %u nodes from node %u", count, first);
+    for (u32 i = 0; i < count && !s->failed; i++) {
+        u32 n = (first + i) % s->nodes;
+        if (s->node_up[n]) node_crash(s, n);
+    }
+}
+
 static void fault_crashes(struct sim *s)
 {
+    if (sim_permille(s, s->rates.multi_crash_permille)) fault_multi_crash(s);
     for (u32 n = 0; n < s->nodes && !s->failed; n++) {
         if (s->node_up[n] && sim_permille(s, s->rates.crash_permille)) {
             node_crash(s, n);

@@ -160,7 +160,7 @@ void member_destroy(struct sim *s, struct sim_member *m)
     sim_trace(s, "g%u member %llu destroyed (node %u)", m->group, (unsigned long long)m->id,
               m->node);
     member_drop_volatile(s, m);
-    store_free(&m->store);
+    store_retire(&m->store); /* the durability checker may still count what it held */
     free(m->held);
     m->held = NULL;
     m->held_cap = 0;

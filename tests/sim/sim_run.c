@@ -38,6 +38,15 @@ struct sim_member *sim_member_on_node(struct sim *s, u32 group, u32 node)
     return NULL;
 }
 
+const struct sim_image *sim_durable_by_id(struct sim *s, u32 group, u64 id)
+{
+    struct sim_group *grp = &s->group[group];
+    for (u32 i = 0; i < grp->member_count; i++) {
+        if (grp->members[i].id == id) return &grp->members[i].store.durable;
+    }
+    return NULL;
+}
+
 /* The live leader of the highest term, or NULL. */
 struct sim_member *sim_leader(struct sim *s, u32 group)
 {
@@ -64,6 +73,7 @@ void sim_rates_draw(struct sim *s)
     r->partition_permille = (u32)sim_range(s, 1, 10);
     r->partition_ms_max = (u32)sim_range(s, 100, 4000);
     r->crash_permille = (u32)sim_range(s, 1, 4);
+    r->multi_crash_permille = (u32)sim_range(s, 0, 3);
     r->down_ms_max = (u32)sim_range(s, 20, 3000);
     r->sync_ms_max = (u32)sim_range(s, 1, 25);
     r->snapshot_permille = (u32)sim_range(s, 1, 20);
@@ -133,6 +143,7 @@ static void sim_teardown(struct sim *s)
         struct sim_group *grp = &s->group[g];
         for (u32 i = 0; i < grp->member_count; i++) {
             if (grp->members[i].exists) member_destroy(s, &grp->members[i]);
+            store_free(&grp->members[i].store);
         }
     }
     net_free(s);

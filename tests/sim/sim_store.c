@@ -191,6 +191,16 @@ void store_free(struct sim_store *st)
     store_init(st);
 }
 
+void store_retire(struct sim_store *st)
+{
+    for (u32 i = 0; i < st->rec_count; i++) rec_free(&st->recs[i]);
+    free(st->recs);
+    st->recs = NULL;
+    st->rec_count = st->rec_cap = 0;
+    st->syncing = false;
+    image_free(&st->written);
+}
+
 /* Writes r (whose buffers the store takes over) into the written image and the queue. */
 static bool store_write(struct sim_store *st, struct sim_rec *r)
 {
