@@ -27,6 +27,7 @@ struct fwd_slot {
     bool used;
     u32 generation;
     u32 age_ticks;
+    u64 leader; /* the member it was sent to */
     struct sink sink;
 };
 
@@ -70,7 +71,8 @@ int shard_forward_to_leader(struct shard *s, struct sink *k, struct span raw)
         return CONN_FRAME_DONE;
     }
     if (k->kind == SINK_CONN) k->c->pending++;
-    slots[i] = (struct fwd_slot){.used = true, .generation = slots[i].generation, .sink = *k};
+    slots[i] = (struct fwd_slot){
+        .used = true, .generation = slots[i].generation, .leader = leader, .sink = *k};
     s->fwd_count++;
     return CONN_FRAME_DONE;
 }
@@ -141,6 +143,25 @@ void shard_fwd_tick(struct shard *s)
         shard_sink_error(s, &k, CODEC_S_LEADER_CHANGED, raft_leader(s->raft),
                          "the leader did not answer a forwarded request; a write may or may not "
                          "have been applied");
+    }
+}
+
+/* The member forwarded requests went to is gone (its connection failed) or no longer leads:
+ * their answers may never come, so they are answered now, outcome unknown. A late answer
+ * finds its slot reused (another generation) and is dropped. */
+void shard_fwd_fail_to(struct shard *s, u64 member)
+{
+    if (!s->fwd_slots || s->fwd_count == 0) return;
+    for (u32 i = 0; i < SHARD_FWD_MAX; i++) {
+        struct fwd_slot *slot = &s->fwd_slots[i];
+        if (!slot->used || slot->leader != member) continue;
+        struct sink k = slot->sink;
+        slot->used = false;
+        slot->generation++;
+        s->fwd_count--;
+        shard_sink_error(s, &k, CODEC_S_LEADER_CHANGED, raft_leader(s->raft),
+                         "the leader was lost before it answered a forwarded request; a write "
+                         "may or may not have been applied");
     }
 }
 

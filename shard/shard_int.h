@@ -270,6 +270,7 @@ struct shard {
     struct raft_entry *rx_entries; /* a received message's entries */
     u32 rx_entries_cap;
     u64 peer_bad_msgs;
+    u64 leader_seen;            /* raft's leader at the end of the last turn */
     struct fwd_slot *fwd_slots; /* requests forwarded to the leader (shard_fwd.c) */
     u32 fwd_count;
     u32 fwd_next;
@@ -349,6 +350,7 @@ void shard_fwd_reply(struct shard *s, const struct sink *k, const u8 *frame, u32
 void shard_fwd_on_reply(struct shard *s, u64 from, const u8 *bytes, u32 len);
 void shard_fwd_tick(struct shard *s);
 void shard_fwd_fail_all(struct shard *s);
+void shard_fwd_fail_to(struct shard *s, u64 member);
 
 /* shard_status.c */
 void shard_publish(struct shard *s);

@@ -51,6 +51,7 @@ static void shard_peer_on_unreachable(void *ctx, u64 member_id)
 {
     struct shard *s = ctx;
     raft_peer_unreachable(s->raft, member_id);
+    shard_fwd_fail_to(s, member_id);
 }
 
 u64 shard_cluster_id(const struct node_config *c)

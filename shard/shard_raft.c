@@ -435,6 +435,11 @@ void shard_raft_turn(struct shard *s)
         if (rd.role_changed) shard_raft_role_changed(s, was_leader);
     }
     reads_serve(s);
+    u64 leader = raft_leader(s->raft);
+    if (leader != s->leader_seen) {
+        if (s->leader_seen) shard_fwd_fail_to(s, s->leader_seen); /* it lost the leadership */
+        s->leader_seen = leader;
+    }
     shard_peer_release(s);
 }
 

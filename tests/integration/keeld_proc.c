@@ -56,13 +56,37 @@ static uint16_t port_probe(uint16_t port)
     return got;
 }
 
+/* Ports below the kernel's ephemeral range (ip_local_port_range), so that no outgoing
+ * connection (a client's, or a peer dial of another keeld) can take a port a stopped keeld
+ * will bind again on restart. */
+static void port_window(uint32_t *lo, uint32_t *hi)
+{
+    unsigned a = 32768, b = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%u %u", &a, &b) != 2) a = 32768;
+        fclose(f);
+    }
+    *lo = 10000;
+    *hi = a > 10000 + 1000 ? a - 100 : 0;
+    if (*hi == 0) { /* the ephemeral range starts low: use the ports above it */
+        *lo = b + 1 < 64000 ? b + 1 : 64000;
+        *hi = 65400;
+    }
+}
+
 uint16_t keeld_port_range_pick(uint32_t shards)
 {
-    for (int t = 0; t < PORT_TRIES_MAX; t++) {
-        uint16_t p = port_probe(0);
-        if (p == 0 || (uint32_t)p + shards > 65535) continue;
+    static uint64_t seed;
+    if (seed == 0) seed = (uint64_t)keeld_now_ms() * 2654435761u ^ (uint64_t)getpid() << 20;
+    uint32_t lo = 0, hi = 0;
+    port_window(&lo, &hi);
+    for (int t = 0; t < PORT_TRIES_MAX * 8; t++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t span = hi - lo > shards + 1 ? hi - lo - shards - 1 : 1;
+        uint16_t p = (uint16_t)(lo + (uint32_t)(seed >> 33) % span);
         bool ok = true;
-        for (uint32_t i = 1; i <= shards && ok; i++) ok = port_probe((uint16_t)(p + i)) != 0;
+        for (uint32_t i = 0; i <= shards && ok; i++) ok = port_probe((uint16_t)(p + i)) != 0;
         if (ok) return p;
     }
     return 0;
