@@ -39,7 +39,7 @@ static bool boot_log_add(struct boot_log *l, u64 index, u16 type, struct span pa
         l->bytes = b;
         l->cap_bytes = cap;
     }
-    memcpy(l->bytes + l->len, payload.ptr + ENTRY_TERM_BYTES, data_len);
+    if (data_len) memcpy(l->bytes + l->len, payload.ptr + ENTRY_TERM_BYTES, data_len);
     l->entries[l->count++] = (struct raft_entry){.term = load_u64_le(payload.ptr),
                                                  .index = index,
                                                  .type = (u8)type,
