@@ -25,24 +25,25 @@
 #include "core/types.h"
 #include "raft/raft.h"
 
-#define SIM_NODES_MAX      7
-#define SIM_GROUPS_MAX     4
-#define SIM_MEMBERS_MAX    32 /* member slots per group over a run (destroyed ones stay) */
-#define SIM_KEYS_MAX       48 /* keys per group; each takes SIM_KEY_OPS_MAX ops at most */
-#define SIM_KEY_OPS_MAX    10 /* ops per key: keeps each linearizability check small */
-#define SIM_KEY_WINDOW     3  /* keys in use at once per group */
-#define SIM_CLIENTS_MAX    6
-#define SIM_TICK_MS        10 /* one step = one tick period of simulated time */
-#define SIM_SNAP_BYTES_MAX (64 + 8 * SIM_KEYS_MAX)
-#define SIM_DECODE_ENTRIES 8192
-#define SIM_HEAL_STEPS_MAX 1500 /* liveness bound after the faults heal: 15 s simulated */
-#define SIM_MEMBER_GC_MS   3000 /* a member outside the committed configuration this long goes */
-#define SIM_PUT_TIMEOUT_MS 4000
-#define SIM_GET_TIMEOUT_MS 2000
-#define SIM_STEPS_DEFAULT  2000
-#define SIM_OP_MAGIC_PUT   0x5455504du /* "MPUT" */
-#define SIM_OP_MAGIC_FINAL 0x4c4e4946u /* "FINL" */
-#define SIM_SNAP_MAGIC     0x50414e534d49534bull
+#define SIM_NODES_MAX        7
+#define SIM_GROUPS_MAX       4
+#define SIM_MEMBERS_MAX      32 /* member slots per group over a run (destroyed ones stay) */
+#define SIM_KEYS_MAX         48 /* keys per group; each takes SIM_KEY_OPS_MAX ops at most */
+#define SIM_KEY_OPS_MAX      10 /* ops per key: keeps each linearizability check small */
+#define SIM_KEY_WINDOW       3  /* keys in use at once per group */
+#define SIM_CLIENTS_MAX      6
+#define SIM_TICK_MS          10 /* one step = one tick period of simulated time */
+#define SIM_SNAP_BYTES_MAX   (64 + 8 * SIM_KEYS_MAX)
+#define SIM_SNAP_LOG_ENTRIES 64 /* a member snapshots at the latest this many applies after */
+#define SIM_DECODE_ENTRIES   8192
+#define SIM_HEAL_STEPS_MAX   1500 /* liveness bound after the faults heal: 15 s simulated */
+#define SIM_MEMBER_GC_MS     3000 /* a member outside the committed configuration this long goes */
+#define SIM_PUT_TIMEOUT_MS   4000
+#define SIM_GET_TIMEOUT_MS   2000
+#define SIM_STEPS_DEFAULT    2000
+#define SIM_OP_MAGIC_PUT     0x5455504du /* "MPUT" */
+#define SIM_OP_MAGIC_FINAL   0x4c4e4946u /* "FINL" */
+#define SIM_SNAP_MAGIC       0x50414e534d49534bull
 
 /* ---- options and per-seed rates ------------------------------------------------------- */
 
@@ -143,8 +144,10 @@ struct sim_member {
     u64 id;
     u32 node, group;
     u64 created_ms;
-    u32 incarnation; /* bumped by every crash */
-    struct raft *r;  /* NULL while the node is down */
+    bool was_member;         /* seen in the committed configuration */
+    u64 add_index, add_term; /* the conf entry that adds it (0: none yet) */
+    u32 incarnation;         /* bumped by every crash */
+    struct raft *r;          /* NULL while the node is down */
     struct sim_store store;
     u64 kv[SIM_KEYS_MAX]; /* the state machine */
     u64 applied;
@@ -355,6 +358,7 @@ void member_observe(struct sim *s, struct sim_member *m);
 
 /* sim_fault.c */
 void fault_step(struct sim *s);
+void fault_heal_step(struct sim *s);
 void fault_heal_all(struct sim *s);
 void node_crash(struct sim *s, u32 node);
 void node_restart(struct sim *s, u32 node);

@@ -122,8 +122,9 @@ static bool free_node(struct sim *s, u32 g, u32 *node)
     return seen > 0;
 }
 
-/* The next change of group g's membership: promote (or drop) a learner, else add a learner on
- * a node the group left, else remove a voter (never below 2 voters). */
+/* The next change of group g's membership: promote (or drop) a learner, else add a member on
+ * a node the group left (a learner; one time in five a voter at once), else remove a voter
+ * (never below 2 voters). */
 static bool membership_next(struct sim *s, u32 g, const struct raft_conf *conf,
                             struct raft_conf_change *cc, struct sim_member **added)
 {
@@ -138,7 +139,7 @@ static bool membership_next(struct sim *s, u32 g, const struct raft_conf *conf,
     if (conf->count < RAFT_MEMBERS_MAX && free_node(s, g, &node)) {
         *added = member_new(s, g, node);
         if (!*added) return false;
-        cc->type = RAFT_CC_ADD_LEARNER;
+        cc->type = sim_permille(s, 200) ? RAFT_CC_ADD_VOTER : RAFT_CC_ADD_LEARNER;
         cc->id = (*added)->id;
         cc->context_len = (u32)snprintf((char *)cc->context, sizeof cc->context,
                                         "name=node%u=sim://%u", node, node);
@@ -167,39 +168,81 @@ static void fault_membership(struct sim *s)
               kinds[cc.type], (unsigned long long)cc.id, raft_err_str(err),
               (unsigned long long)index);
     if (err && added) member_destroy(s, added);
+    if (!err && added) {
+        added->add_index = index;
+        added->add_term = raft_term(l->r);
+    }
     member_observe(s, l);
     member_ready_loop(s, l);
     if (added && added->exists) member_ready_loop(s, added);
 }
 
-/* Members outside the committed configuration for SIM_MEMBER_GC_MS (removed, or added by a
- * change that was lost) are shut down and their node freed for the group. */
+/* True when the conf entry that was to add m lost its index to another entry. */
+static bool member_add_lost(const struct sim_group *grp, const struct sim_member *m)
+{
+    const struct sim_group_check *c = &grp->check;
+    if (m->add_index == 0 || c->applied_max < m->add_index) return false;
+    return c->applied[m->add_index].term != m->add_term;
+}
+
+/* Members that left the committed configuration (removed), or whose add was lost, are shut
+ * down and their node freed for the group. A member whose add is still pending stays. */
 static void fault_member_gc(struct sim *s)
 {
     for (u32 g = 0; g < s->groups; g++) {
         struct sim_group *grp = &s->group[g];
         for (u32 i = 0; i < grp->member_count; i++) {
             struct sim_member *m = &grp->members[i];
-            if (!m->exists || raft_conf_has(&grp->check.conf, m->id)) continue;
-            if (s->now_ms - m->created_ms < SIM_MEMBER_GC_MS) continue;
-            member_destroy(s, m);
+            if (!m->exists) continue;
+            if (raft_conf_has(&grp->check.conf, m->id)) {
+                m->was_member = true;
+                continue;
+            }
+            if (m->was_member || member_add_lost(grp, m)) member_destroy(s, m);
         }
     }
 }
 
 /* ---- the step --------------------------------------------------------------------------- */
 
+/* True when m leads and holds no snapshot while a follower has matched nothing: a member that
+ * joined with an empty bootstrap takes only a snapshot, and the leader waits for one (raft.h
+ * raft_compact). */
+static bool snapshot_wanted(struct sim_member *m)
+{
+    if (raft_role(m->r) != RAFT_LEADER || m->has_snap) return false;
+    struct raft_status st;
+    raft_status(m->r, &st);
+    for (u32 i = 0; i < st.progress_count; i++) {
+        if (st.progress[i].id != m->id && st.progress[i].match == 0) return true;
+    }
+    return false;
+}
+
+/* A member snapshots at random, and always once SIM_SNAP_LOG_ENTRIES entries were applied
+ * since its last snapshot (a shard's log-size policy) or when a joining member needs it. */
 static void fault_snapshots(struct sim *s)
 {
     for (u32 g = 0; g < s->groups && !s->failed; g++) {
         struct sim_group *grp = &s->group[g];
         for (u32 i = 0; i < grp->member_count && !s->failed; i++) {
             struct sim_member *m = &grp->members[i];
-            if (m->exists && m->r && sim_permille(s, s->rates.snapshot_permille)) {
+            if (!m->exists || !m->r) continue;
+            u64 since = m->applied - (m->has_snap ? KEEL_MIN(m->snap.index, m->applied) : 0);
+            bool due = since >= SIM_SNAP_LOG_ENTRIES || snapshot_wanted(m);
+            if (due || sim_permille(s, s->rates.snapshot_permille)) {
                 member_take_snapshot(s, m);
             }
         }
     }
+}
+
+/* After the faults heal: snapshots and shutting down removed members go on (they are not
+ * faults). */
+void fault_heal_step(struct sim *s)
+{
+    fault_snapshots(s);
+    if (!s->failed) fault_member_gc(s);
 }
 
 void fault_step(struct sim *s)

@@ -298,6 +298,8 @@ static void member_apply(struct sim *s, struct sim_member *m, const struct raft_
         }
         m->applied = e->index;
         s->stat_applied++;
+        u64 trace[4] = {m->group, m->id, e->index, e->term};
+        sim_trace_bytes(s, trace, sizeof trace);
         check_apply(s, m, e);
         client_applied(s, m, e);
     }

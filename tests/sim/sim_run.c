@@ -132,6 +132,7 @@ static void sim_setup(struct sim *s, const struct sim_options *opt)
             m->node = n;
             m->group = g;
             m->initial = true;
+            m->was_member = true;
             member_create(s, m, true);
         }
     }
@@ -179,7 +180,7 @@ static void sim_step(struct sim *s)
         sim_each_member(s, member_sync_check);
     }
     sim_each_member(s, member_tick);
-    if (!s->healing && !s->failed) fault_step(s);
+    if (!s->failed) s->healing ? fault_heal_step(s) : fault_step(s);
     if (!s->failed) client_step(s);
     if (!s->failed) check_step(s);
 }
