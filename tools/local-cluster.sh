@@ -7,7 +7,7 @@ set -euo pipefail
 usage() {
     cat <<EOF
 Usage: tools/local-cluster.sh start [--nodes N] [--dir DIR] [--base-port P] [--shards S]
-                                    [--timeout SEC]
+                                    [--timeout SEC] [-- KEELD-FLAGS...]
        tools/local-cluster.sh stop  [--dir DIR] [--timeout SEC]
 
 start  starts N keeld processes (nodes n1..nN) on 127.0.0.1, each with its data dir
@@ -28,6 +28,7 @@ Options:
                   most 49 (the port layout below)
   --timeout SEC   start: seconds to wait for every shard's leader (default 30);
                   stop: seconds between SIGTERM and SIGKILL (default 10)
+  -- FLAGS...     start: more flags for every keeld (e.g. -- --split-keys 8)
 
 Port layout, node i = 1..N:
   client (router) port   C(i) = P + 100*i             n1: 2379, n2: 2479, n3: 2579
@@ -68,8 +69,10 @@ DIR=./local-cluster
 BASE=2279
 SHARDS=
 TIMEOUT=
+EXTRA=()
 while [ $# -gt 0 ]; do
     case "$1" in
+    --) shift; EXTRA=("$@"); break ;;
     --nodes) NODES=${2:-}; shift 2 || die_usage "--nodes needs a value" ;;
     --nodes=*) NODES=${1#*=}; shift ;;
     --dir) DIR=${2:-}; shift 2 || die_usage "--dir needs a value" ;;
@@ -207,7 +210,7 @@ start_cluster() {
         "$BIN/keeld" --name "$name" --initial-cluster "$cluster" --initial-cluster-state new \
             --listen-client "127.0.0.1:$(client_port "$i")" \
             --listen-peer "127.0.0.1:$(peer_port "$i")" --data-dir "$DIR/$name" \
-            ${SHARDS:+--shards "$SHARDS"} >"$DIR/$name.log" 2>&1 &
+            ${SHARDS:+--shards "$SHARDS"} ${EXTRA[@]+"${EXTRA[@]}"} >"$DIR/$name.log" 2>&1 &
         echo "$name $!" >>"$PIDS"
     done
     WHY="not asked yet"
