@@ -210,34 +210,35 @@ int keel_route_find(const keel_client *c, const u8 *key, size_t len)
     return -1;
 }
 
-/* The connection for [key, range_end): a shard's when one shard owns it all, else 0. */
-static u16 route_range(const keel_client *c, struct keel_bytes key, struct keel_bytes end)
+/* The route for [key, range_end): a shard's when one shard owns it all, else -1 (router). */
+static int route_range(const keel_client *c, struct keel_bytes key, struct keel_bytes end)
 {
-    if (c->routes_len == 0 || key.len == 0) return 0;
+    if (c->routes_len == 0 || key.len == 0) return -1;
     int i = keel_route_find(c, key.ptr, key.len);
-    if (i < 0) return 0;
+    if (i < 0) return -1;
     const struct keel_route *r = &c->routes[i];
     if (end.len > 0) {
         bool all = end.len == 1 && ((const u8 *)end.ptr)[0] == 0;
-        if (all && r->end_len > 0) return 0;
+        if (all && r->end_len > 0) return -1;
         if (!all && r->end_len > 0 && key_cmp(end.ptr, end.len, r->end_key, r->end_len) > 0)
-            return 0;
+            return -1;
     }
-    return r->conn;
+    return i;
 }
 
-static u16 route_txn(const keel_client *c, const struct keel_txn_args *a)
+static int route_txn(const keel_client *c, const struct keel_txn_args *a)
 {
     /* The first key named decides; the server refuses a Txn over several shards. */
     if (a->compares_len > 0) return route_range(c, a->compares[0].key, a->compares[0].range_end);
     const struct keel_op *op = a->success_len > 0 ? a->success : a->failure;
-    if (op == NULL || (a->success_len == 0 && a->failure_len == 0)) return 0;
+    if (op == NULL || (a->success_len == 0 && a->failure_len == 0)) return -1;
     if (op->kind == KEEL_OP_PUT) return route_range(c, op->u.put.key, (struct keel_bytes){0});
     if (op->kind == KEEL_OP_RANGE) return route_range(c, op->u.range.key, op->u.range.range_end);
     return route_range(c, op->u.del.key, op->u.del.range_end);
 }
 
-static u16 route(const keel_client *c, u16 opcode, const void *args)
+/* The route index of a request, or -1: the router connection. */
+static int route(const keel_client *c, u16 opcode, const void *args)
 {
     switch (opcode) {
     case CODEC_OP_PUT: {
@@ -257,15 +258,17 @@ static u16 route(const keel_client *c, u16 opcode, const void *args)
     case CODEC_OP_COMPACT: {
         const struct keel_compact_args *a = args;
         for (u16 i = 0; i < c->routes_len; i++)
-            if (c->routes[i].shard_id == a->shard) return c->routes[i].conn;
-        return 0;
+            if (c->routes[i].shard_id == a->shard) return i;
+        return -1;
     }
     default:
-        return 0;
+        return -1;
     }
 }
 
 /* ---- submit ------------------------------------------------------------------------------- */
+
+static void sync_done(void *ctx, uint64_t id, int status, const struct keel_result *res);
 
 static int submit_on(keel_client *c, u16 conn, u16 opcode, const void *args, keel_callback cb,
                      void *ctx, u64 *id_out)
@@ -287,15 +290,32 @@ static int submit_on(keel_client *c, u16 conn, u16 opcode, const void *args, kee
     return 0;
 }
 
+int keel_submit_on(keel_client *c, u16 conn, u16 opcode, const void *args, keel_callback cb,
+                   void *ctx)
+{
+    return submit_on(c, conn, opcode, args, cb, ctx, NULL);
+}
+
+/* The connection of a request; KEEL_STATUS_FULL (async) while its shard moves. */
+static int submit_conn(keel_client *c, u16 opcode, const void *args, bool sync)
+{
+    int ri = route(c, opcode, args);
+    if (ri < 0) return 0;
+    struct keel_route *r = &c->routes[ri];
+    if (r->moving) keel_routes_settle(c); /* moves it if drained and outside callbacks */
+    if (r->moving) return sync ? 0 : KEEL_STATUS_FULL;
+    return r->conn != 0 && c->conns[r->conn].fd < 0 ? 0 : r->conn; /* link lost: router */
+}
+
 static int submit(keel_client *c, u16 opcode, const void *args, keel_callback cb, void *ctx,
                   u64 *id_out)
 {
     bool no_args = opcode == CODEC_OP_STATUS || opcode == CODEC_OP_SHARD_MAP ||
                    opcode == CODEC_OP_ENDPOINT_STATUS;
     if (c == NULL || (args == NULL && !no_args)) return KEEL_STATUS_ARG;
-    u16 conn = route(c, opcode, args);
-    if (conn != 0 && c->conns[conn].fd < 0) conn = 0; /* shard link lost: router */
-    return submit_on(c, conn, opcode, args, cb, ctx, id_out);
+    int conn = submit_conn(c, opcode, args, cb == sync_done);
+    if (conn < 0) return conn;
+    return submit_on(c, (u16)conn, opcode, args, cb, ctx, id_out);
 }
 
 int keel_submit_put(keel_client *c, const struct keel_put_args *a, keel_callback cb, void *ctx,
@@ -359,6 +379,17 @@ static void hello_apply(keel_client *c, const struct codec_hello_reply *h, u64 m
     if (c->ep_cur < c->eps_len) c->eps[c->ep_cur].member_id = member_id;
 }
 
+/* A HELLO reply on connection i: the member it names, and the router's limits. */
+static void hello_seen(keel_client *c, u16 i, const struct codec_reply *r)
+{
+    struct keel_conn *k = &c->conns[i];
+    k->member_id = r->header.member_id;
+    for (u16 e = 0; e < c->eps_len; e++)
+        if (c->eps[e].host_be == k->host_be && c->eps[e].port == k->port)
+            c->eps[e].member_id = k->member_id;
+    if (i == 0) hello_apply(c, &r->body.hello_reply, r->header.member_id);
+}
+
 /* Handles one reply frame of connection i; <0 when the connection must close. */
 static int reply_handle(keel_client *c, u16 i, const struct codec_frame *f)
 {
@@ -381,9 +412,9 @@ static int reply_handle(keel_client *c, u16 i, const struct codec_frame *f)
         return rc == KEEL_STATUS_NO_MEMORY ? rc : KEEL_STATUS_BAD_REPLY;
     }
     if (r.header.status == CODEC_S_WRONG_SHARD && c->opt.shard_aware) c->map_stale = true;
-    if (f->opcode == CODEC_OP_HELLO && r.header.status == CODEC_S_OK && i == 0) {
-        hello_apply(c, &r.body.hello_reply, r.header.member_id);
-    }
+    if (f->opcode == CODEC_OP_HELLO && r.header.status == CODEC_S_OK) hello_seen(c, i, &r);
+    if (r.header.status != CODEC_S_OK)
+        keel_route_hint(c, i, r.header.status, r.body.error_body.detail);
     pend_finish(c, (u32)slot);
     c->callbacks_run++;
     if (p.cb != NULL) p.cb(p.ctx, p.id, r.header.status, &res);
@@ -416,6 +447,7 @@ static int conn_read(keel_client *c, u16 i)
     k->in_len += (size_t)n;
     size_t off = 0;
     int done = 0;
+    c->dispatching++; /* callbacks may run: no route moves, no connection closes here */
     while (k->fd >= 0) {
         struct codec_frame f;
         size_t size;
@@ -425,11 +457,13 @@ static int conn_read(keel_client *c, u16 i)
         if (rc == 0) rc = reply_handle(c, i, &f);
         if (rc != 0) {
             conn_drop(c, i, rc == KEEL_STATUS_GOAWAY ? rc : KEEL_STATUS_CLOSED);
+            c->dispatching--;
             return done;
         }
         off += size;
         done++;
     }
+    c->dispatching--;
     memmove(k->in, k->in + off, k->in_len - off);
     k->in_len -= off;
     return done;
@@ -498,6 +532,11 @@ static void poll_dispatch(keel_client *const *clients, const struct pollfd *pfd,
 int keel_poll_many(keel_client *const *clients, int count, int timeout_ms)
 {
     if (count < 0 || (clients == NULL && count > 0)) return KEEL_STATUS_ARG;
+    for (int i = 0; i < count; i++) {
+        if (clients[i] == NULL) continue;
+        keel_routes_settle(clients[i]); /* shards whose connections drained move now */
+        keel_map_poll(clients[i]);
+    }
     u64 before = poll_callbacks(clients, count);
     size_t cap = poll_open(clients, count);
     struct pollfd pfd_stack[KEEL_POLL_STACK];
@@ -564,7 +603,8 @@ int keel_sync_call(keel_client *c, int conn, u16 opcode, const void *args, struc
 {
     if (c == NULL || out == NULL) return KEEL_STATUS_ARG;
     keel_release(c);
-    if (c->map_stale && conn < 0) map_refresh(c);
+    if (c->map_stale && !c->map_inflight && conn < 0) map_refresh(c);
+    if (conn < 0) keel_routes_settle(c);
     memset(out, 0, sizeof(*out));
     struct sync_wait w = {.out = out};
     u64 id;
@@ -638,41 +678,24 @@ static void routes_free(keel_client *c)
     c->routes_len = 0;
 }
 
-static u8 *dup_bytes(const u8 *p, size_t n)
+u8 *keel_mem_dup(const u8 *p, size_t n)
 {
     u8 *d = malloc(n ? n : 1);
     if (d != NULL && n > 0) memcpy(d, p, n);
     return d;
 }
 
-/* Opens (or reuses) a connection to port; its index, or 0 (router) on failure. */
-static u16 conn_for_port(keel_client *c, u16 port);
-
-/* Fetches the shard map on the router connection and opens a connection per shard port. */
+/* Fetches the shard map on the router connection and gives every shard its connection (a
+ * shard with requests in flight keeps its own until they finish: keel_routes_settle). */
 static int map_refresh(keel_client *c)
 {
     struct keel_result res;
     c->map_stale = false;
     int rc = keel_sync_call(c, 0, CODEC_OP_SHARD_MAP, NULL, &res);
-    if (rc != 0) return rc;
-    routes_free(c);
-    const struct keel_shard_map_result *m = &res.u.shard_map;
-    c->routes = calloc(m->shards_len ? m->shards_len : 1, sizeof(*c->routes));
-    if (c->routes == NULL) return KEEL_STATUS_NO_MEMORY;
-    for (size_t i = 0; i < m->shards_len; i++) {
-        struct keel_route *r = &c->routes[i];
-        r->shard_id = m->shards[i].shard_id;
-        r->start_key = dup_bytes(m->shards[i].start_key, m->shards[i].start_key_len);
-        r->start_len = m->shards[i].start_key_len;
-        r->end_key = dup_bytes(m->shards[i].end_key, m->shards[i].end_key_len);
-        r->end_len = m->shards[i].end_key_len;
-        r->port = m->shards[i].port;
-        c->routes_len = (u16)(i + 1);
-    }
-    c->info.shard_map_version = m->version;
-    keel_release(c); /* m is gone from here on: the HELLOs below are sync calls */
-    for (u16 i = 0; i < c->routes_len; i++) c->routes[i].conn = conn_for_port(c, c->routes[i].port);
-    return 0;
+    if (rc == 0) rc = keel_routes_install(c, &res.u.shard_map);
+    keel_release(c); /* the map is gone from here on */
+    if (rc == 0) keel_routes_settle(c);
+    return rc;
 }
 
 static int hello(keel_client *c, u16 i)
@@ -682,22 +705,71 @@ static int hello(keel_client *c, u16 i)
     return keel_sync_call(c, i, CODEC_OP_HELLO, &no_args, &res);
 }
 
-static u16 conn_for_port(keel_client *c, u16 port)
+/* HELLO on connection i, waiting on that connection alone (no other callback runs). */
+static int hello_on(keel_client *c, u16 i)
+{
+    static const int no_args = 0;
+    struct sync_wait w = {0};
+    int rc = submit_on(c, i, CODEC_OP_HELLO, &no_args, sync_done, &w, NULL);
+    if (rc != 0) return rc;
+    i64 deadline = now_ms() + c->opt.timeout_ms;
+    while (!w.done && c->conns[i].fd >= 0) { /* bounded by the deadline */
+        i64 left = deadline - now_ms();
+        if (left <= 0) break;
+        conn_flush(c, i);
+        if (c->conns[i].fd < 0) break;
+        struct pollfd p = {.fd = c->conns[i].fd, .events = POLLIN};
+        if (c->conns[i].out.len > 0) p.events |= POLLOUT;
+        if (poll(&p, 1, (int)left) <= 0) continue;
+        if (p.revents & POLLOUT) conn_flush(c, i);
+        if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && c->conns[i].fd >= 0) conn_read(c, i);
+    }
+    if (!w.done) conn_drop(c, i, KEEL_STATUS_TIMEOUT); /* calls sync_done */
+    return w.status;
+}
+
+/* A slot for a new connection: a closed one no route names, else a new one; 0 if none. */
+static u16 conn_slot(const keel_client *c)
+{
+    for (u16 i = 1; i < c->conns_len; i++) {
+        if (c->conns[i].fd >= 0) continue;
+        bool used = false;
+        for (u16 r = 0; r < c->routes_len; r++) used = used || c->routes[r].conn == i;
+        if (!used) return i;
+    }
+    return c->conns_len < KEEL_CONNS_MAX ? c->conns_len : 0;
+}
+
+u16 keel_conn_for(keel_client *c, u32 host_be, u16 port)
 {
     for (u16 i = 1; i < c->conns_len; i++)
-        if (c->conns[i].port == port && c->conns[i].fd >= 0) return i;
-    if (c->conns_len >= KEEL_CONNS_MAX) return 0;
-    int fd = tcp_open(c->host_be, port);
+        if (c->conns[i].port == port && c->conns[i].host_be == host_be && c->conns[i].fd >= 0)
+            return i;
+    u16 i = conn_slot(c);
+    if (i == 0) return 0;
+    int fd = tcp_open(host_be, port);
     if (fd < 0) return 0;
-    u16 i = c->conns_len++;
-    c->conns[i].fd = fd;
-    c->conns[i].port = port;
-    if (c->conns[i].out.ptr == NULL) buf_init_dynamic(&c->conns[i].out, 4096); /* after a move */
-    if (hello(c, i) != 0) {
+    if (i == c->conns_len) c->conns_len++;
+    struct keel_conn *k = &c->conns[i];
+    k->fd = fd;
+    k->host_be = host_be;
+    k->port = port;
+    k->member_id = 0;
+    ASSERT(k->in_flight == 0 && k->in_len == 0);
+    if (k->out.ptr == NULL) buf_init_dynamic(&k->out, 4096); /* after a move */
+    if (hello_on(c, i) != 0) {
         conn_drop(c, i, KEEL_STATUS_CLOSED);
         return 0;
     }
     return i;
+}
+
+void keel_conn_close_idle(keel_client *c, u16 k)
+{
+    ASSERT(k > 0 && k < c->conns_len);
+    ASSERT(c->conns[k].in_flight == 0);
+    if (c->dispatching > 0) return; /* conn_read may be reading it: settle sweeps later */
+    conn_drop(c, k, KEEL_STATUS_CLOSED);
 }
 
 static void info_defaults(struct keel_server_info *in)
@@ -762,6 +834,7 @@ static int router_open(keel_client *c, u16 i)
     if (fd < 0) return KEEL_STATUS_CONNECT;
     c->host_be = c->eps[i].host_be;
     c->conns[0].fd = fd;
+    c->conns[0].host_be = c->eps[i].host_be;
     c->conns[0].port = c->eps[i].port;
     c->conns_len = 1;
     c->ep_cur = i;
@@ -834,7 +907,8 @@ static int connect_steps(keel_client *c, const char *endpoints)
     u32 cap = wanted ? wanted : c->info.in_flight_max;
     cap = KEEL_MAX(1u, KEEL_MIN(cap, c->info.in_flight_max));
     bool shards = c->opt.shard_aware && c->info.shard_count > 1;
-    rc = pend_size(c, cap, shards ? 1u + c->info.shard_count : 1u);
+    /* shard connections, plus one for a HELLO probe (keel_route.c) */
+    rc = pend_size(c, cap, shards ? 2u + c->info.shard_count : 1u);
     if (rc == 0 && shards) rc = map_refresh(c);
     return rc;
 }

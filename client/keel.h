@@ -33,6 +33,20 @@
  *    single-key request, or a range inside one shard, goes to the owning shard's port;
  *    other requests go to the router port (the first endpoint). A WRONG_SHARD reply
  *    marks the map stale and the next sync call refreshes it.
+ *  - Leader routing (shard_aware and several endpoints, the members of one cluster): each
+ *    shard's connection goes to the shard port of the node that leads the shard (the map's
+ *    leader_id; the endpoint whose HELLO named that member, the endpoints not yet known
+ *    probed once; its client port + 1 + shard), else to the connected node's shard port.
+ *    A shard moves when a reply on its connection is NOT_LEADER or LEADER_CHANGED naming
+ *    another leader, or when a refreshed map does (NOT_LEADER also refreshes the map, at
+ *    most every 500 ms: keel_poll sends it without waiting). It moves once its connection
+ *    has no request in flight: until then, an async submit for that shard returns
+ *    KEEL_STATUS_FULL (poll, then retry) and a sync call goes to the router port. The move
+ *    itself (connect, HELLO) happens in keel_poll, a sync call, or the submit that finds
+ *    the connection drained (outside callbacks; no other callback runs during it). Nothing
+ *    is re-sent by the move: a sync request told NOT_LEADER (not executed) is sent again on
+ *    the new connection (a redirect, counted in redirects_max); LEADER_CHANGED and a lost
+ *    connection go to the caller as below.
  *  - Limits: keys, values and Txn lists are checked against the server's HELLO limits
  *    before sending (KEY_TOO_LARGE, VALUE_TOO_LARGE, TOO_MANY_OPS locally).
  *  - Several endpoints ("127.0.0.1:2379,127.0.0.1:2479", the members of one cluster): the
@@ -170,6 +184,9 @@ struct keel_server_info {
 const struct keel_server_info *keel_server_info(const keel_client *c);
 /* Connections open: 1 (router) + shard connections. */
 int keel_connection_count(const keel_client *c);
+/* Shards routed to a connection of their own (0 without shard_aware); *to_leader (may be
+ * NULL): how many of those go to the shard's leader (leader routing, contract above). */
+int keel_shard_routes(const keel_client *c, int *to_leader);
 
 /* ---- results ---------------------------------------------------------------------------- */
 

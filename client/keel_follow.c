@@ -192,9 +192,15 @@ int keel_sync_follow(keel_client *c, u16 opcode, const void *args, struct keel_r
     for (;;) { /* bounded: every pass spends a hop or a try, or returns */
         bool lost = c->conns_len == 0 || c->conns[0].fd < 0;
         if (lost && c->pending == 0) move_next(c, 0);
+        u32 marks = c->route_marks;
         int rc = keel_sync_call(c, -1, opcode, args, out);
         if (rc == 0 && opcode == CODEC_OP_MEMBER_LIST) cache_update(c, &out->u.members);
         bool idle = c->pending == 0;
+        if (rc == KEEL_STATUS_NOT_LEADER && out->error.detail != 0 && hops < hops_max &&
+            c->route_marks != marks) {
+            hops++; /* a shard told NOT_LEADER moves (keel_route.c): not executed, send again */
+            continue;
+        }
         if (rc == KEEL_STATUS_NOT_LEADER && out->error.detail != 0 && hops < hops_max && idle &&
             opcode != CODEC_OP_ENDPOINT_STATUS) {
             hops++;

@@ -18,8 +18,10 @@
 #define KEEL_TIMEOUT_DEF 5000
 
 struct keel_conn {
-    int fd; /* -1 when closed */
+    int fd;      /* -1 when closed */
+    u32 host_be; /* network order */
     u16 port;
+    u64 member_id; /* named by this connection's HELLO reply; 0: not yet */
     u32 in_flight;
     struct buf out; /* frames not yet sent */
     size_t out_sent;
@@ -36,10 +38,19 @@ struct keel_pend {
     bool keep_mem; /* sync call: the result's memory goes to sync_mem */
 };
 
+/* A shard's key range and its connection. With leader routing (keel_leader_routing), conn
+ * goes to the shard port of the node that leads the shard when that node is known, else to
+ * the router node's shard port. moving: the connection must change (a NOT_LEADER or
+ * LEADER_CHANGED reply, or a new map, named another leader); it changes once conn has no
+ * request in flight (keel_routes_settle), and until then async submits for the shard get
+ * KEEL_STATUS_FULL and sync ones go to the router connection. */
 struct keel_route {
     u16 shard_id;
-    u16 port;
+    u16 port; /* from the map: the shard's port on the router node */
     u16 conn;
+    u64 leader_id; /* 0: unknown */
+    bool moving;
+    bool on_leader; /* conn's HELLO named leader_id */
     u8 *start_key, *end_key;
     size_t start_len, end_len;
 };
@@ -49,6 +60,7 @@ struct keel_endpoint {
     u32 host_be; /* network order */
     u16 port;
     u64 member_id;
+    bool probed; /* a HELLO was tried on it to learn member_id (done once) */
 };
 
 /* A member's client address, from MEMBER_LIST (its first client URL that parses). */
@@ -75,7 +87,13 @@ struct keel_client {
     struct keel_route *routes;
     u16 routes_len;
     bool map_stale;
-    void *sync_mem; /* the last sync result's block */
+    bool map_inflight;  /* an async SHARD_MAP (keel_poll's refresh) awaits its reply */
+    i64 map_async_ms;   /* when the last async SHARD_MAP was sent */
+    bool routes_moving; /* some route is moving (a hint: settle looks) */
+    u32 route_marks;    /* routes marked moving by replies so far (keel_route_hint) */
+    bool settling;      /* keel_routes_settle runs: no nested settle */
+    u32 dispatching;    /* inside conn_read: callbacks may run, no connection may close */
+    void *sync_mem;     /* the last sync result's block */
     struct buf scratch[3];
     bool in_callback;
     u64 callbacks_run; /* requests finished (called back or, after a sync timeout, dropped) */
@@ -87,6 +105,31 @@ int keel_sync_call(keel_client *c, int conn, u16 opcode, const void *args, struc
 /* Closes every connection (none may be pending) and connects to host:port as keel_connect
  * does (HELLO, shard map). 0, or a status with every connection closed. */
 int keel_move(keel_client *c, u32 host_be, u16 port);
+
+/* True when shard routes follow leaders: shard_aware and several endpoints. */
+bool keel_leader_routing(const keel_client *c);
+/* Moves every moving route whose connection has nothing in flight; a no-op inside
+ * callbacks. Connects and sends HELLOs (waiting on those connections alone: no other
+ * callback runs). keel_route.c. */
+void keel_routes_settle(keel_client *c);
+/* A reply's status on conn: NOT_LEADER / LEADER_CHANGED naming another leader (detail) move
+ * the shard of conn; NOT_LEADER also marks the map for a refresh (rate-limited). */
+void keel_route_hint(keel_client *c, u16 conn, int status, u64 detail);
+/* keel_poll's step: sends an async SHARD_MAP when the map is stale (leader routing only). */
+void keel_map_poll(keel_client *c);
+/* Replaces the routes by map m's (copied); every route is left moving for settle. */
+int keel_routes_install(keel_client *c, const struct keel_shard_map_result *m);
+
+/* keel.c, for keel_route.c: */
+/* The open connection to host:port, or a new one after its HELLO; 0 when it cannot open. */
+u16 keel_conn_for(keel_client *c, u32 host_be, u16 port);
+/* Closes connection k (k > 0, nothing in flight, no route on it); a no-op in callbacks. */
+void keel_conn_close_idle(keel_client *c, u16 k);
+/* Queues a request on conn with an internal callback; 0 or a submit status. */
+int keel_submit_on(keel_client *c, u16 conn, u16 opcode, const void *args, keel_callback cb,
+                   void *ctx);
+/* A malloc'd copy of n bytes (at least 1 byte allocated); NULL when out of memory. */
+u8 *keel_mem_dup(const u8 *p, size_t n);
 
 /* keel_follow.c: keel_sync_call plus the leader following and retries of keel.h. */
 int keel_sync_follow(keel_client *c, u16 opcode, const void *args, struct keel_result *out);

@@ -31,7 +31,11 @@
  *    list rotated), so connections spread over the members. A NOT_LEADER reply (counted as
  *    an error: it was not executed) names the leader; the connection then stops
  *    submitting, drains, and keel_follow_leader moves it to that member before it takes
- *    load again ("leader moves" in the report).
+ *    load again ("leader moves" in the report). With --shard-aware, libkeel routes each
+ *    shard's connection to the shard port of its leader's node itself (leader routing,
+ *    client/keel.h), and moves that shard alone after NOT_LEADER; the whole-client move
+ *    above is then not used. The report counts the shard connections that went to their
+ *    leaders, after connecting and before closing.
  *  - Waiting: a thread waits on all its live clients at once in keel_poll_many (one
  *    poll() over every connection, up to KB_POLL_TIMEOUT_MS), so a thread with nothing to
  *    read sleeps in the kernel instead of taking CPU from a server on the same cores; the
@@ -86,7 +90,8 @@ struct kb_conn {
     u32 *free;             /* indexes of free slots, a stack of depth entries */
     u32 free_len;
     bool dead;
-    u64 leader_hint; /* NOT_LEADER's detail: move there once drained; 0: none */
+    bool shard_routing; /* libkeel moves shards to their leaders: no whole-client moves */
+    u64 leader_hint;    /* NOT_LEADER's detail: move there once drained; 0: none */
 };
 
 struct kb_status_count {
@@ -123,7 +128,8 @@ struct kb_thread {
     u64 measure_start_ns, last_ns, ops_measured;
     u64 preload_next, preload_end, preload_left;
     u64 unanswered, conns_lost, leader_moves;
-    bool closing; /* after the drain: callbacks only count errors */
+    u64 shard_conns_end, shard_conns_leader_end; /* keel_shard_routes before closing */
+    bool closing;                                /* after the drain: callbacks only count errors */
     struct kb_errors errors;
     atomic_ullong ops_progress; /* successful completions, read by main for progress */
 };
@@ -133,6 +139,7 @@ struct kb_bench {
     struct kb_shared shared;
     struct kb_thread *threads;
     struct bench_hist *fsync;
+    u64 shard_conns, shard_conns_leader; /* keel_shard_routes after connecting */
 };
 
 static u64 kb_now_ns(void)
@@ -171,7 +178,7 @@ static void kb_done(void *ctx, uint64_t request_id, int status, const struct kee
     k->free[k->free_len++] = s->index;
     if (t->closing) t->unanswered++;
     if (status != KEEL_STATUS_OK) {
-        if (status == KEEL_STATUS_NOT_LEADER && result->error.detail != 0)
+        if (status == KEEL_STATUS_NOT_LEADER && result->error.detail != 0 && !k->shard_routing)
             k->leader_hint = result->error.detail;
         kb_error(&t->errors, status, 1);
         return;
@@ -192,7 +199,7 @@ static void kb_preload_done(void *ctx, uint64_t request_id, int status,
     struct kb_thread *t = k->thread;
     ASSERT(t->preload_left > 0);
     t->preload_left--;
-    if (status == KEEL_STATUS_NOT_LEADER && result->error.detail != 0)
+    if (status == KEEL_STATUS_NOT_LEADER && result->error.detail != 0 && !k->shard_routing)
         k->leader_hint = result->error.detail;
     if (status != KEEL_STATUS_OK) kb_error(&t->errors, status, 1);
 }
@@ -352,6 +359,9 @@ static void kb_drain(struct kb_thread *t)
         kb_poll_all(t, KB_POLL_TIMEOUT_MS);
     t->closing = true;
     for (u32 i = 0; i < t->conns_len; i++) {
+        int leaders = 0;
+        t->shard_conns_end += (u64)keel_shard_routes(t->conns[i].client, &leaders);
+        t->shard_conns_leader_end += (u64)leaders;
         keel_close(t->conns[i].client);
         t->conns[i].client = NULL;
     }
@@ -512,6 +522,11 @@ static int kb_setup(struct kb_bench *b)
         struct kb_conn *k = &th->conns[i / c->threads];
         if (kb_connect_one(c, i, &k->client) != KEEL_STATUS_OK) return 1;
         th->alive++;
+        int leaders = 0;
+        int routes = keel_shard_routes(k->client, &leaders);
+        k->shard_routing = routes > 0 && strchr(c->endpoints, ',') != NULL;
+        b->shard_conns += (u64)routes;
+        b->shard_conns_leader += (u64)leaders;
         if (i == 0 && kb_check_limits(c, k->client) != 0) return 1;
         u32 limit = keel_server_info(k->client)->in_flight_max;
         th->preload_depth = limit < KB_PRELOAD_DEPTH ? limit : KB_PRELOAD_DEPTH;
@@ -617,6 +632,21 @@ static u64 kb_errors_report(const struct kb_bench *b, FILE *out)
     return all.total;
 }
 
+/* With --shard-aware: the shard connections, and how many went to their shard's leader. */
+static void kb_shard_report(const struct kb_bench *b, FILE *out)
+{
+    if (!b->cfg.shard_aware) return;
+    u64 end = 0, end_leader = 0;
+    for (u32 t = 0; t < b->cfg.threads; t++) {
+        end += b->threads[t].shard_conns_end;
+        end_leader += b->threads[t].shard_conns_leader_end;
+    }
+    fprintf(out,
+            "shard connections to their leader: %" PRIu64 " of %" PRIu64
+            " after connecting, %" PRIu64 " of %" PRIu64 " at the end\n",
+            b->shard_conns_leader, b->shard_conns, end_leader, end);
+}
+
 static int kb_report(struct kb_bench *b)
 {
     struct bench_result r = {.fsync = b->fsync};
@@ -638,6 +668,7 @@ static int kb_report(struct kb_bench *b)
     r.errors = kb_errors_report(b, NULL);
     if (r.ops == 0) fprintf(stderr, "keelbench: no measured request succeeded\n");
     bench_report_ops(&r, stdout);
+    kb_shard_report(b, stdout);
     kb_errors_report(b, stdout);
     bench_report_latency(&b->cfg, &r, stdout);
     free(r.all);

@@ -69,6 +69,11 @@ struct srv {
     bool never_answer;   /* non-HELLO requests get no reply */
     u32 goaway_after;    /* after this many replies on a conn, GOAWAY SHUTTING_DOWN */
     bool wrong_id;       /* non-HELLO replies carry an id the client never sent */
+    /* per shard, settable while the server runs: the leader it names (0: leader_id as a
+     * whole, 42 in SHARD_MAP), refusing writes as a follower when another member leads; and
+     * changed_to nonzero: the next PUT there is answered LEADER_CHANGED naming it (once) */
+    atomic_ullong shard_leader[SRV_SHARDS_MAX];
+    atomic_ullong changed_to[SRV_SHARDS_MAX];
     atomic_uint requests[1 + SRV_SHARDS_MAX]; /* non-HELLO requests per port */
     atomic_uint frames_per_read_max;          /* most request frames one recv() brought */
 };
@@ -96,6 +101,40 @@ static int listen_on(u16 *port)
     getsockname(fd, (struct sockaddr *)&sa, &len);
     *port = ntohs(sa.sin_port);
     return fd;
+}
+
+/* A listening socket on 127.0.0.1:port, or -1 when the port is taken. */
+static int listen_at(u16 port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 64) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The router port and the shard ports P + 1 + i, as keeld lays them out (retried until the
+ * ports after an ephemeral one are free). */
+static void listen_layout(struct srv *s)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        s->listen_fd[0] = listen_on(&s->port[0]);
+        int i = 1;
+        for (; i <= s->shards && s->port[0] + i <= 65535; i++) {
+            s->port[i] = (u16)(s->port[0] + i);
+            s->listen_fd[i] = listen_at(s->port[i]);
+            if (s->listen_fd[i] < 0) break;
+        }
+        if (i > s->shards) return;
+        for (int k = 0; k < i; k++) close(s->listen_fd[k]);
+    }
+    cr_assert_fail("no free run of %d ports", s->shards + 1);
 }
 
 static void send_all(int fd, const u8 *p, size_t n)
@@ -329,7 +368,9 @@ static void do_shard_map(struct reply_ctx *r)
     codec_list_begin(&lb, codec_field_find(&codec_msg_shard_map_reply, "shards"), &o.shards,
                      &s->scratch[0]);
     for (int i = 0; i < s->shards; i++) {
-        struct codec_shard_range e = {.shard_id = (u16)i, .port = s->port[1 + i], .leader_id = 42};
+        u64 leader = atomic_load(&s->shard_leader[i]);
+        struct codec_shard_range e = {
+            .shard_id = (u16)i, .port = s->port[1 + i], .leader_id = leader ? leader : 42};
         if (s->shards > 1 && i == 1) e.start_key = span_make(split_key, 1);
         if (s->shards > 1 && i == 0) e.end_key = span_make(split_key, 1);
         cr_assert_eq(codec_list_add(&lb, &e), 0);
@@ -596,6 +637,12 @@ static bool srv_refuses(const struct srv *s, u16 op, const union codec_msg_any *
     return !(op == CODEC_OP_RANGE && (m->range_request.flags & CODEC_RANGE_REQUEST_SERIALIZABLE));
 }
 
+/* What a follower of one shard refuses: writes and linearizable reads. */
+static bool srv_refuses_shard(u16 op, const union codec_msg_any *m)
+{
+    return !(op == CODEC_OP_RANGE && (m->range_request.flags & CODEC_RANGE_REQUEST_SERIALIZABLE));
+}
+
 static void dispatch(struct reply_ctx *r, const union codec_msg_any *m)
 {
     struct srv *s = r->s;
@@ -614,6 +661,11 @@ static void dispatch(struct reply_ctx *r, const union codec_msg_any *m)
     int shard = key.len ? shard_of(s, key) : 0;
     if (op == CODEC_OP_COMPACT) shard = m->compact_request.shard;
     if (shard >= s->shards) return reply_error(r, CODEC_S_INVALID, 0, "no such shard");
+    u64 changed = op == CODEC_OP_PUT ? atomic_exchange(&s->changed_to[shard], 0) : 0;
+    if (changed != 0) return reply_error(r, CODEC_S_LEADER_CHANGED, changed, "outcome unknown");
+    u64 leader = atomic_load(&s->shard_leader[shard]);
+    if (leader != 0 && leader != s->member_id && srv_refuses_shard(op, m))
+        return reply_error(r, CODEC_S_NOT_LEADER, leader, "shard follower");
     bool multi = s->shards > 1 && shard == 0 && end.len > 0 &&
                  ((end.len == 1 && end.ptr[0] == 0) || memcmp(end.ptr, split_key, 1) > 0 ||
                   (end.len > 1 && end.ptr[0] == split_key[0]));
@@ -763,7 +815,7 @@ static struct srv *srv_new(int shards)
     mvcc_config_default(&cfg);
     cfg.memory_bytes_max = 64u << 20;
     for (int i = 0; i < shards; i++) s->store[i] = mvcc_create(&cfg);
-    for (int i = 0; i <= shards; i++) s->listen_fd[i] = listen_on(&s->port[i]);
+    listen_layout(s);
     return s;
 }
 
@@ -1881,4 +1933,157 @@ Test(client, member_operations_without_the_feature)
     keel_close(c);
     srv_stop(s);
     srv_free(s);
+}
+
+/* ---- leader routing: each shard's connection on its leader's node ------------------------- */
+
+/* Two servers of two shards each, members 0xA and 0xB; shard 0 led by A, shard 1 by B. */
+static void split_start(struct srv *sv[2], char *eps, size_t cap)
+{
+    for (int i = 0; i < 2; i++) {
+        sv[i] = srv_new(2);
+        sv[i]->member_id = 0xA + (u64)i;
+    }
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&sv[i]->shard_leader[0], 0xA);
+        atomic_store(&sv[i]->shard_leader[1], 0xB);
+        srv_start(sv[i]);
+    }
+    snprintf(eps, cap, "127.0.0.1:%u,127.0.0.1:%u", sv[0]->port[0], sv[1]->port[0]);
+}
+
+static void shard1_leader(struct srv *sv[2], u64 id)
+{
+    for (int i = 0; i < 2; i++) atomic_store(&sv[i]->shard_leader[1], id);
+}
+
+static struct keel_put_args put_args(const char *k, const char *v)
+{
+    return (struct keel_put_args){.key = B(k), .value = B(v)};
+}
+
+/* Sync: each shard goes to its leader's shard port (B's member id learned by a HELLO probe);
+ * after NOT_LEADER the shard moves and the write (not executed) is sent again there. */
+Test(client, leader_routing_sync_follows_not_leader)
+{
+    struct srv *sv[2];
+    char eps[64];
+    split_start(sv, eps, sizeof(eps));
+    struct keel_options o;
+    keel_options_default(&o);
+    o.shard_aware = true;
+    keel_client *c = connect_eps(eps, &o);
+    int leaders = -1;
+    cr_assert_eq(keel_shard_routes(c, &leaders), 2);
+    cr_assert_eq(leaders, 2);
+    put_ok(c, "apple", "1"); /* shard 0: A's shard port */
+    put_ok(c, "zebra", "2"); /* shard 1: B's shard port */
+    cr_assert_eq(atomic_load(&sv[0]->requests[1]), 1);
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), 1);
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 0);
+    cr_assert_eq(atomic_load(&sv[1]->requests[1]), 0);
+    struct keel_result res;
+    struct keel_range_args g = {.key = B("zebra")};
+    cr_assert_eq(keel_get(c, &g, &res), 0);
+    cr_assert_eq(res.header.member_id, 0xB);
+    shard1_leader(sv, 0xA); /* B now refuses shard 1's writes: NOT_LEADER naming A */
+    struct keel_put_args p = put_args("zebra", "3");
+    int rc = keel_put(c, &p, &res);
+    cr_assert_eq(rc, 0, "put: %s", keel_strerror(rc));
+    cr_assert_eq(res.header.member_id, 0xA);
+    cr_assert_eq(res.header.shard, 1);
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), 3); /* put, get, the refused put */
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 1); /* the put, sent again, once */
+    cr_assert_eq(keel_shard_routes(c, &leaders), 2);
+    cr_assert_eq(leaders, 2);
+    put_ok(c, "apple", "4"); /* shard 0 stayed on A */
+    cr_assert_eq(atomic_load(&sv[0]->requests[1]), 2);
+    keel_close(c);
+    for (int i = 0; i < 2; i++) {
+        srv_stop(sv[i]);
+        srv_free(sv[i]);
+    }
+}
+
+/* Async: NOT_LEADER callbacks as they are; the shard moves once drained, later submits go to
+ * the new leader. A write answered LEADER_CHANGED (outcome unknown) is reported, never
+ * sent again, and the shard moves to the leader it names. */
+Test(client, leader_routing_async_and_unknown_outcome)
+{
+    struct srv *sv[2];
+    char eps[64];
+    split_start(sv, eps, sizeof(eps));
+    struct keel_options o;
+    keel_options_default(&o);
+    o.shard_aware = true;
+    keel_client *c = connect_eps(eps, &o);
+    shard1_leader(sv, 0xA);
+    struct async_rec recs[4] = {0};
+    struct keel_put_args p = put_args("zebra", "v");
+    for (int i = 0; i < 3; i++) cr_assert_eq(keel_submit_put(c, &p, count_cb, &recs[i], NULL), 0);
+    for (int i = 0; i < 200 && keel_pending(c) > 0; i++) keel_poll(c, 50);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(recs[i].calls, 1);
+        cr_assert_eq(recs[i].status, KEEL_STATUS_NOT_LEADER); /* the callback sees it */
+    }
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), 3);
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 0); /* nothing re-sent by libkeel */
+    cr_assert_eq(keel_submit_put(c, &p, count_cb, &recs[3], NULL), 0); /* moves, drained */
+    for (int i = 0; i < 200 && keel_pending(c) > 0; i++) keel_poll(c, 50);
+    cr_assert_eq(recs[3].status, 0);
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 1);
+    int leaders = -1;
+    cr_assert_eq(keel_shard_routes(c, &leaders), 2);
+    cr_assert_eq(leaders, 2);
+    /* A answers the next shard-1 put LEADER_CHANGED naming B: unknown outcome, reported. */
+    shard1_leader(sv, 0xB);
+    atomic_store(&sv[0]->changed_to[1], 0xB);
+    struct keel_result res;
+    u32 b_before = atomic_load(&sv[1]->requests[2]);
+    cr_assert_eq(keel_put(c, &p, &res), KEEL_STATUS_LEADER_CHANGED);
+    cr_assert_eq(res.error.detail, 0xB);
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 2);
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), b_before); /* not sent again */
+    put_ok(c, "zebra", "w"); /* the next write goes to B's shard port */
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), b_before + 1);
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 2);
+    keel_close(c);
+    for (int i = 0; i < 2; i++) {
+        srv_stop(sv[i]);
+        srv_free(sv[i]);
+    }
+}
+
+/* A lost shard connection: the write in flight is reported CLOSED, not sent elsewhere; one
+ * endpoint or a client that is not shard-aware never routes by leader. */
+Test(client, leader_routing_lost_write_reported_and_single_endpoint)
+{
+    struct srv *sv[2];
+    char eps[64];
+    split_start(sv, eps, sizeof(eps));
+    sv[1]->close_mid_after = 1; /* B's connections die in their second reply */
+    struct keel_options o;
+    keel_options_default(&o);
+    o.shard_aware = true;
+    keel_client *c = connect_eps(eps, &o);
+    put_ok(c, "zebra", "1");
+    struct keel_result res;
+    struct keel_put_args p = put_args("zebra", "2");
+    cr_assert_eq(keel_put(c, &p, &res), KEEL_STATUS_CLOSED);
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), 2);
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 0);
+    cr_assert_eq(atomic_load(&sv[0]->requests[0]), 1); /* the map only: no re-send */
+    keel_close(c);
+    keel_client *one = connect_to(sv[0], &o); /* one endpoint: A's own shard ports */
+    int leaders = -1;
+    cr_assert_eq(keel_shard_routes(one, &leaders), 2);
+    cr_assert_eq(leaders, 0);
+    cr_assert_eq(keel_put(one, &p, &res), KEEL_STATUS_NOT_LEADER);
+    cr_assert_eq(res.error.detail, 0xB);
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 1);
+    keel_close(one);
+    for (int i = 0; i < 2; i++) {
+        srv_stop(sv[i]);
+        srv_free(sv[i]);
+    }
 }
