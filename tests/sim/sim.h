@@ -13,8 +13,8 @@
  *    node (remove) and later put a new member (new id) there (add learner, promote).
  *  - Each member has a simulated disk (sim_store.c): what raft hands out is written at once
  *    and becomes durable when a simulated fdatasync completes; a crash keeps the durable state
- *    and a prefix of the unsynced records (a torn last record is cut, as the WAL's recovery
- *    does). A restart rebuilds the raft from the durable state only.
+ *    and a prefix of the unsynced writes (one write per ready; a torn one is cut, as the WAL's
+ *    recovery does). A restart rebuilds the raft from the durable state only.
  *  - Checkers (check_*.c) run on every ready, apply and step; the first violation stops the
  *    run with sim.fail_checker and sim.fail_msg set. README.md describes the fault model.
  *  - Single-threaded; tests/ only.

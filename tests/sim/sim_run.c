@@ -82,6 +82,16 @@ void sim_rates_draw(struct sim *s)
     r->op_permille = (u32)sim_range(s, 50, 400);
     r->lose_all_permille = (u32)sim_range(s, 0, 500);
     r->torn_permille = (u32)sim_range(s, 0, 500);
+    if (sim_permille(s, 100)) { /* one seed in ten is a storm */
+        r->loss_permille = (u32)sim_range(s, 100, 300);
+        r->dup_permille = (u32)sim_range(s, 50, 150);
+        r->slow_permille = (u32)sim_range(s, 50, 200);
+        r->partition_permille = (u32)sim_range(s, 10, 40);
+        r->crash_permille = (u32)sim_range(s, 4, 10);
+        r->sync_ms_max = (u32)sim_range(s, 25, 100);
+        sim_trace(s, "storm: loss %u, duplication %u, crashes %u per mille", r->loss_permille,
+                  r->dup_permille, r->crash_permille);
+    }
 }
 
 static void sim_raft_config(struct sim *s)
