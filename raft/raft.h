@@ -37,6 +37,8 @@
  *          every earlier ready) is durable: votes, append and snapshot acknowledgements.
  *       e. Apply rd.committed in order (entries of type RAFT_ENTRY_CONF too: raft applies the
  *          membership change itself at raft_advance; the caller connects to new members).
+ *          rd.committed stops at what raft_persisted reported durable here, unless
+ *          config.apply_unpersisted (then it goes up to commit; see Choices).
  *       f. Serve the reads in rd.reads once the applied index reaches each read's index.
  *       g. raft_advance(r, &rd). Everything rd points to is valid until then, and no other
  *          raft call may come between raft_ready and raft_advance.
@@ -59,6 +61,11 @@
  *    transfer (§3.10).
  *  - Linearizable reads by ReadIndex (§6.4): every raft_read_index issued before a heartbeat
  *    round shares that round; a leader answers only once an entry of its term is committed.
+ *  - config.apply_unpersisted (off by default): committed entries are handed out for apply up
+ *    to commit even before this member's own storage reported them durable. Safe: a committed
+ *    entry is durable on a quorum; the caller's snapshots must wait for its own log to cover
+ *    the applied index. Commit still counts the leader's own log only through raft_persisted.
+ *    It spares a leader's reply the wait for its own fdatasync when followers were faster.
  */
 #ifndef KEEL_RAFT_RAFT_H
 #define KEEL_RAFT_RAFT_H
@@ -236,6 +243,8 @@ struct raft_config {
     u32 entry_bytes_max;       /* largest proposal */
     u32 snap_chunk_bytes;      /* largest snapshot chunk (the caller fills chunks) */
     u32 snap_chunks_inflight;  /* snapshot chunks in flight per follower */
+    bool apply_unpersisted;    /* apply committed entries before they are durable here
+                                  (Choices); false by default */
     void *(*alloc)(void *ctx, size_t size_bytes); /* NULL on failure */
     void (*free)(void *ctx, void *ptr, size_t size_bytes);
     void *alloc_ctx;
@@ -349,6 +358,9 @@ struct raft_status {
     struct raft_conf conf;
     struct raft_progress_status progress[RAFT_MEMBERS_MAX]; /* leader only; else count 0 */
     u32 progress_count;
+    /* Leader: a follower can only continue from a snapshot (it joined with an empty bootstrap,
+     * or needs compacted entries) and raft_compact has given none yet: take one. */
+    bool snapshot_wanted;
 };
 void raft_status(const struct raft *r, struct raft_status *st);
 u64 raft_leader(const struct raft *r);

@@ -53,7 +53,8 @@ struct raft_progress {
     u8 role;  /* enum raft_member_role */
     u8 state; /* enum raft_progress_state */
     bool recent_active;
-    bool probe_sent; /* PROBE: one APP out, wait for its answer or a heartbeat answer */
+    bool probe_sent;  /* PROBE: one APP out, wait for its answer or a heartbeat answer */
+    bool snap_wanted; /* PROBE: it needs a snapshot and the leader has none yet */
     u64 match;
     u64 next;
     u64 read_ack;    /* highest read round context acknowledged */

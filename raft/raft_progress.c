@@ -99,6 +99,7 @@ void raft_progress_become_snapshot(struct raft_progress *pr, u64 snap_index)
     ASSERT(snap_index > 0);
     pr->state = RAFT_PROGRESS_SNAPSHOT;
     pr->probe_sent = false;
+    pr->snap_wanted = false;
     raft_progress_infl_clear(pr);
     pr->snap_index = snap_index;
     pr->snap_next = 0;
@@ -153,6 +154,7 @@ bool raft_progress_update(struct raft_progress *pr, u64 index)
         pr->match = index;
         raised = true;
         pr->probe_sent = false;
+        pr->snap_wanted = false;
     }
     if (pr->next < index + 1) pr->next = index + 1;
     ASSERT(pr->next > pr->match);

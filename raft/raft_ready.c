@@ -71,7 +71,7 @@ void raft_msgs_drop_app(struct raft *r, u64 first_valid, u64 truncated_from)
 static u64 raft_apply_limit(const struct raft *r)
 {
     if (r->install_state != RAFT_INSTALL_NONE) return r->applied;
-    u64 limit = KEEL_MIN(r->commit, r->log.persisted);
+    u64 limit = r->cfg.apply_unpersisted ? r->commit : KEEL_MIN(r->commit, r->log.persisted);
     return KEEL_MAX(limit, r->applied);
 }
 

@@ -299,6 +299,7 @@ static void raft_step_append_reject(struct raft *r, struct raft_progress *pr,
         } else {
             raft_progress_become_probe(r, pr);
             pr->probe_sent = true;
+            pr->snap_wanted = true; /* raft_status tells the caller */
         }
         return;
     }

@@ -42,6 +42,12 @@ void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 kee
     if (meta->index == 0 || meta->index < r->snap_meta.index) return; /* nothing, or older */
     r->snap_meta = *meta;
     if (meta->index > keep_entries) raft_log_compact(r, meta->index - keep_entries);
+    for (u32 i = 0; i < r->pr_count && r->role == RAFT_LEADER; i++) {
+        struct raft_progress *pr = &r->prs[i];
+        if (!pr->snap_wanted) continue;
+        raft_progress_become_snapshot(pr, meta->index); /* a joiner waited for this */
+        raft_snap_send(r, pr);
+    }
     raft_check_invariants(r);
 }
 

@@ -243,6 +243,9 @@ Test(raft_conf, joining_member_waits_for_a_snapshot_and_promotion_waits_for_catc
     cr_assert_eq(n4->installs, 0);
     cr_assert_eq(change(&c, 1, RAFT_CC_PROMOTE, 4, &idx), RAFT_ECONF_PENDING,
                  "a learner that has not caught up is not promoted");
+    struct raft_status st;
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert(st.snapshot_wanted, "the leader's caller is told to take a snapshot");
     struct cl_node *ld = cl_node(&c, 1);
     ld->snap_src = malloc(4);
     memcpy(ld->snap_src, "snap", 4);
@@ -250,8 +253,11 @@ Test(raft_conf, joining_member_waits_for_a_snapshot_and_promotion_waits_for_catc
     struct raft_snapshot_meta meta;
     raft_snapshot_meta_applied(ld->r, &meta);
     raft_compact(ld->r, &meta, 1000);
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert_not(st.snapshot_wanted);
+    cl_run(&c);
+    cr_assert_eq(n4->installs, 1, "raft_compact starts the snapshot at once");
     cl_tick_all(&c, 3);
-    cr_assert_eq(n4->installs, 1);
     cr_assert_eq(role_of(n4->r, 1), RAFT_VOTER, "the snapshot brought the whole configuration");
     cr_assert_eq(n4->ap_last, cl_node(&c, 1)->ap_last);
     cr_assert_eq(change(&c, 1, RAFT_CC_PROMOTE, 4, &idx), RAFT_OK);

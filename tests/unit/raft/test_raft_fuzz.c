@@ -263,11 +263,17 @@ Test(raft_fuzz, three_nodes_with_lossy_network)
     for (int run = 0; run < 20; run++) fuzz_run(3, 1500, &f);
 }
 
+static void tune_small_mixed_apply(struct raft_config *cfg)
+{
+    tune_small(cfg);
+    cfg->apply_unpersisted = cfg->id % 2 == 1; /* odd nodes apply before their own persist */
+}
+
 /* Reference: §5.2, §5.3, §5.4, §6.2, §9.6 */
 Test(raft_fuzz, five_nodes_with_lossy_network)
 {
     rng_seed("raft_fuzz.five_nodes_with_lossy_network");
-    cl_tune = tune_small;
+    cl_tune = tune_small_mixed_apply;
     static struct fuzz f = {.drop_pct = 15, .dup_pct = 5, .reorder_pct = 30};
     for (int run = 0; run < 10; run++) fuzz_run(5, 2000, &f);
 }

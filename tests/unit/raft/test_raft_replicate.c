@@ -368,3 +368,54 @@ Test(raft_replicate, enomem_leaves_state_unchanged)
     }
     cl_free(&c);
 }
+
+/* Reference: §5.4.2 (apply_unpersisted: a committed entry is durable on a quorum) */
+Test(raft_replicate, commit_applies_before_the_leaders_own_fdatasync_only_with_apply_unpersisted)
+{
+    struct cluster c;
+    cl_init(&c, 3, 0);
+    cl_elect(&c, 1);
+    cl_node(&c, 1)->manual_persist = true;
+    u64 idx = cl_propose(&c, 1, "slow-disk");
+    cl_run(&c);
+    struct raft_status st;
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert_eq(st.commit, idx, "both followers acknowledged");
+    cr_assert_lt(st.persisted, idx);
+    cr_assert_lt(st.applied, idx, "by default the leader applies only what it persisted");
+    cl_persist(&c, 1);
+    cl_run(&c);
+    cl_free(&c);
+}
+
+static void tune_apply_unpersisted(struct raft_config *cfg)
+{
+    cfg->apply_unpersisted = true;
+}
+
+/* Reference: §5.4.2 */
+Test(raft_replicate, apply_unpersisted_hands_out_entries_up_to_commit)
+{
+    cl_tune = tune_apply_unpersisted;
+    struct cluster c;
+    cl_init(&c, 3, 0);
+    cl_elect(&c, 1);
+    cl_node(&c, 1)->manual_persist = true;
+    u64 idx = cl_propose(&c, 1, "slow-disk");
+    cl_run(&c);
+    struct raft_status st;
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert_eq(st.commit, idx);
+    cr_assert_lt(st.persisted, idx, "the leader's own fdatasync has not finished");
+    cr_assert_eq(st.applied, idx, "applied once the followers made it committed");
+    cr_assert_eq(cl_node(&c, 1)->ap_last, idx);
+    /* commit still counts the leader only through raft_persisted */
+    cl_partition(&c, 2, true);
+    cl_partition(&c, 3, true);
+    u64 idx2 = cl_propose(&c, 1, "alone");
+    cl_run(&c);
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert_lt(st.commit, idx2);
+    cr_assert_lt(st.applied, idx2);
+    cl_free(&c);
+}
