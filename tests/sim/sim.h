@@ -47,12 +47,21 @@
 
 /* ---- options and per-seed rates ------------------------------------------------------- */
 
+/* Bugs planted on purpose (--inject), so that a test can see each checker fire. */
+enum sim_inject {
+    SIM_INJECT_NONE = 0,
+    SIM_INJECT_EARLY_ACK = 1,  /* msgs_after_persist go out before their writes are durable */
+    SIM_INJECT_STALE_READ = 2, /* a get is served before the member applied the read index */
+    SIM_INJECT_VOTE_GRANT = 3, /* every (pre-)vote answer arrives as granted */
+};
+
 struct sim_options {
     u64 seed;
     u32 steps;
     u32 nodes;  /* 0: 3 or 5, chosen by the seed */
     u32 groups; /* 0: 2 or 3, chosen by the seed */
     bool verbose;
+    u8 inject; /* enum sim_inject */
 };
 
 /* Fault rates, drawn per seed (sim_rates_draw); probabilities are per message, per step or

@@ -248,7 +248,7 @@ void client_serve_reads(struct sim *s, struct sim_member *m)
     for (u32 i = 0; i < s->client_count; i++) {
         struct sim_client *c = &s->clients[i];
         if (!client_on(c, m) || client_is_put(s, c) || !c->read_ready) continue;
-        if (m->applied < c->read_index) continue;
+        if (m->applied < c->read_index && s->opt.inject != SIM_INJECT_STALE_READ) continue;
         op_finish(s, c, SIM_OK, m->kv[s->ops[c->op].key]);
     }
 }

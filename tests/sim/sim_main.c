@@ -30,14 +30,21 @@ static void usage(FILE *f)
             "  --verbose       print the trace of a --seed run\n"
             "  --check-replay  run --seed twice and fail unless both traces hash the same\n"
             "  --jobs J        with --seeds: run J seeds at a time (one process each)\n"
-            "  --keep-going    with --seeds: report every failing seed instead of stopping\n",
+            "  --keep-going    with --seeds: report every failing seed instead of stopping\n"
+            "  --inject BUG    plant a bug to see a checker fire: early-ack, stale-read,\n"
+            "                  vote-grant (tests/sim/sim_checkers.sh)\n",
             SIM_TICK_MS, SIM_STEPS_DEFAULT, SIM_NODES_MAX, SIM_GROUPS_MAX);
 }
 
-static void replay_line(char *buf, size_t cap, u64 seed, u32 steps, u32 nodes, u32 groups)
+static const char *const inject_names[] = {"none", "early-ack", "stale-read", "vote-grant"};
+
+static void replay_line(char *buf, size_t cap, const struct sim_options *opt, u32 nodes, u32 groups)
 {
-    snprintf(buf, cap, "%s --seed %llu --steps %u --nodes %u --groups %u --verbose", sim_argv0,
-             (unsigned long long)seed, steps, nodes, groups);
+    int n = snprintf(buf, cap, "%s --seed %llu --steps %u --nodes %u --groups %u --verbose",
+                     sim_argv0, (unsigned long long)opt->seed, opt->steps, nodes, groups);
+    if (opt->inject && n > 0 && (size_t)n < cap) {
+        snprintf(buf + n, cap - (size_t)n, " --inject %s", inject_names[opt->inject]);
+    }
 }
 
 /* A raft or sim ASSERT aborts: say which run it was and how to replay it. */
@@ -45,8 +52,8 @@ static void on_abort(int sig)
 {
     struct sim *s = sim_current;
     if (s) {
-        char line[512], cmd[256];
-        replay_line(cmd, sizeof cmd, s->opt.seed, s->opt.steps, s->nodes, s->groups);
+        char line[640], cmd[384];
+        replay_line(cmd, sizeof cmd, &s->opt, s->nodes, s->groups);
         int n =
             snprintf(line, sizeof line,
                      "keel_sim: FAIL seed %llu step %u (%llu ms): abort (an ASSERT above)\n"
@@ -60,8 +67,8 @@ static void on_abort(int sig)
 
 static void report_failure(const struct sim_options *opt, const struct sim_result *res)
 {
-    char cmd[256];
-    replay_line(cmd, sizeof cmd, opt->seed, opt->steps, res->nodes, res->groups);
+    char cmd[384];
+    replay_line(cmd, sizeof cmd, opt, res->nodes, res->groups);
     fprintf(stderr, "keel_sim: FAIL seed %llu step %u checker %s: %s\nreplay: %s\n",
             (unsigned long long)opt->seed, res->step, res->checker, res->msg, cmd);
 }
@@ -186,6 +193,19 @@ static int run_many(struct sim_options opt, u64 first, u64 count, u32 jobs, bool
     return mp.failures ? 1 : 0;
 }
 
+static bool parse_inject(const char *arg, u8 *out)
+{
+    for (u8 i = 1; i < KEEL_ARRAY_LEN(inject_names); i++) {
+        if (strcmp(arg, inject_names[i]) == 0) {
+            *out = i;
+            return true;
+        }
+    }
+    fprintf(stderr, "keel_sim: --inject wants early-ack, stale-read or vote-grant, got '%s'\n",
+            arg);
+    return false;
+}
+
 static bool parse_u64(const char *arg, const char *name, u64 max, u64 *out)
 {
     char *end;
@@ -212,6 +232,7 @@ int main(int argc, char **argv)
         {"check-replay", no_argument, NULL, 'r'},
         {"keep-going", no_argument, NULL, 'g'},
         {"jobs", required_argument, NULL, 'j'},
+        {"inject", required_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -252,6 +273,9 @@ int main(int argc, char **argv)
             break;
         case 'j':
             ok = parse_u64(optarg, "--jobs", 256, &v) && v > 0, jobs = (u32)v;
+            break;
+        case 'i':
+            ok = parse_inject(optarg, &opt.inject);
             break;
         case 'h':
             usage(stdout);

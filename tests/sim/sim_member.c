@@ -254,7 +254,8 @@ static void member_hold(struct sim *s, struct sim_member *m, const struct raft_r
         u8 *bytes;
         u32 len;
         if (!net_encode(s, msg, &bytes, &len)) return;
-        if (m->store.seq_durable >= m->store.seq_written) {
+        bool early = s->opt.inject == SIM_INJECT_EARLY_ACK;
+        if (early || m->store.seq_durable >= m->store.seq_written) {
             net_send_bytes(s, m->group, m->node, msg->to, bytes, len);
             free(bytes);
             continue;

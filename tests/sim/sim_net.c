@@ -161,6 +161,8 @@ static void net_deliver(struct sim *s, struct sim_packet *p)
         return;
     }
     s->net.delivered++;
+    bool vote_resp = msg.type == RAFT_MSG_VOTE_RESP || msg.type == RAFT_MSG_PREVOTE_RESP;
+    if (vote_resp && s->opt.inject == SIM_INJECT_VOTE_GRANT) msg.reject = false;
     if (s->opt.verbose) {
         sim_log(s, "g%u %llu -> %llu %s term %llu index %llu log_term %llu commit %llu n %u%s",
                 p->group, (unsigned long long)msg.from, (unsigned long long)msg.to,
