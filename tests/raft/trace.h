@@ -28,6 +28,7 @@
  * Commands (one handler file per group, trace_cmd_*.c; trace_cmd_table in trace_main.c):
  *   add-nodes COUNT [voters=1,2,3] [learners=4] [join] [snapshot=INDEX] [election=10]
  *             [heartbeat=1] [snap-chunk=BYTES] [inflight=MSGS] [append-bytes=BYTES]
+ *             [apply-unpersisted]
  *   crash ID | restart ID | status ID | raft-log ID | compact ID [keep=N]
  *   campaign ID | tick ID [COUNT] | tick-heartbeat ID | tick-election ID
  *   transfer-leader ID TARGET
@@ -36,6 +37,14 @@
  *   process-ready ID... | persist ID... | deliver-msgs [ID...] [type=T] [drop=ID,...]
  *   drop-msgs [ID...] [from=ID,...] [type=T] | stabilize [ID...] | partition IDS IDS... | heal
  *   snapshot-failed ID PEER | unreachable ID PEER
+ * add-nodes bootstraps the new members with the configuration (every new member a voter unless
+ * voters=/learners= say otherwise), or starts them from a snapshot of an empty state at INDEX,
+ * or (join) with nothing. The state machine is the applied NORMAL entries joined by ','; compact
+ * snapshots it at the applied index (durable at once; it is the blob SNAP chunks are cut from)
+ * and calls raft_compact. tick-election ticks until the role or term changes (at most 2 *
+ * election_ticks). persist makes everything handed out durable, releases the held
+ * msgs_after_persist and calls raft_persisted; crash keeps only what persist made durable.
+ * deliver-msgs, drop-msgs and stabilize are described in trace_cmd_ready.c.
  */
 #ifndef KEEL_TESTS_RAFT_TRACE_H
 #define KEEL_TESTS_RAFT_TRACE_H

@@ -26,6 +26,7 @@ static bool node_config(struct trace_env *env, const struct trace_cmd *c, u64 id
     raft_config_default(cfg);
     cfg->id = id;
     cfg->seed = id;
+    cfg->apply_unpersisted = cmd_flag(c, "apply-unpersisted");
     return opt_u32(env, c, "election", &cfg->election_ticks) &&
            opt_u32(env, c, "heartbeat", &cfg->heartbeat_ticks) &&
            opt_u32(env, c, "snap-chunk", &cfg->snap_chunk_bytes) &&
@@ -190,6 +191,13 @@ void cmd_compact(struct trace_env *env, const struct trace_cmd *c)
     if (meta.index != n->applied) {
         out_printf(env->out, "SAFETY: raft says applied %llu, the state machine is at %llu\n",
                    (ull)meta.index, (ull)n->applied);
+        return;
+    }
+    /* With apply_unpersisted the state machine may be ahead of the durable log: a snapshot
+     * waits until the log covers it (raft.h Choices). */
+    if (meta.index > log_last_index(&n->durable)) {
+        out_printf(env->out, "%llu: not yet: applied %llu is past the durable log (%llu)\n",
+                   (ull)n->id, (ull)meta.index, (ull)log_last_index(&n->durable));
         return;
     }
     struct trace_log *logs[2] = {&n->durable, &n->vol};

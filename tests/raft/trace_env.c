@@ -357,9 +357,11 @@ void env_apply(struct trace_env *env, struct trace_node *n, const struct raft_en
     if (e->index != n->applied + 1)
         out_printf(o, "%sSAFETY: %llu applies index %llu after %llu\n", indent, id, index,
                    (unsigned long long)n->applied);
-    if (!log_term_at(&n->durable, e->index, &stored_term) || stored_term != e->term)
-        out_printf(o, "%sSAFETY: %llu applies %llu/%llu, not durable in its log\n", indent, id,
-                   term, index);
+    /* An entry is applied once durable here, or (apply_unpersisted) once stored here. */
+    const struct trace_log *l = n->cfg.apply_unpersisted ? &n->vol : &n->durable;
+    if (!log_term_at(l, e->index, &stored_term) || stored_term != e->term)
+        out_printf(o, "%sSAFETY: %llu applies %llu/%llu, not %s in its log\n", indent, id, term,
+                   index, n->cfg.apply_unpersisted ? "stored" : "durable");
     struct trace_applied *a = applied_slot(env, e->index);
     if (a->by == 0) {
         a->by = n->id;

@@ -226,6 +226,7 @@ void print_status(struct trace_out *o, const struct raft *r)
                (ull)st.commit, (ull)st.applied, (ull)st.persisted, (ull)st.first_index,
                (ull)st.last_index, (ull)st.snapshot_index);
     if (st.transfer_target) out_printf(o, " transfer=%llu", (ull)st.transfer_target);
+    if (st.snapshot_wanted) out_printf(o, " snapshot_wanted");
     out_printf(o, "\n  ");
     print_conf(o, &st.conf);
     out_printf(o, "\n");
