@@ -413,8 +413,10 @@ static int reply_handle(keel_client *c, u16 i, const struct codec_frame *f)
     }
     if (r.header.status == CODEC_S_WRONG_SHARD && c->opt.shard_aware) c->map_stale = true;
     if (f->opcode == CODEC_OP_HELLO && r.header.status == CODEC_S_OK) hello_seen(c, i, &r);
-    if (r.header.status != CODEC_S_OK)
-        keel_route_hint(c, i, r.header.status, r.body.error_body.detail);
+    if (i != 0 && f->opcode != CODEC_OP_HELLO)
+        keel_route_hint(c, i, r.header.status,
+                        r.header.status != CODEC_S_OK ? r.body.error_body.detail : 0,
+                        r.header.member_id);
     pend_finish(c, (u32)slot);
     c->callbacks_run++;
     if (p.cb != NULL) p.cb(p.ctx, p.id, r.header.status, &res);

@@ -38,8 +38,10 @@
  *    leader_id; the endpoint whose HELLO named that member, the endpoints not yet known
  *    probed once; its client port + 1 + shard), else to the connected node's shard port.
  *    A shard moves when a reply on its connection is NOT_LEADER or LEADER_CHANGED naming
- *    another leader, or when a refreshed map does (NOT_LEADER also refreshes the map, at
- *    most every 500 ms: keel_poll sends it without waiting). It moves once its connection
+ *    another leader, or comes from another member than the connection's HELLO named (a
+ *    follower forwarded the request and relays the leader's reply), or when a refreshed map
+ *    names another leader (NOT_LEADER also refreshes the map, at most every 500 ms:
+ *    keel_poll sends it without waiting). It moves once its connection
  *    has no request in flight: until then, an async submit for that shard returns
  *    KEEL_STATUS_FULL (poll, then retry) and a sync call goes to the router port. The move
  *    itself (connect, HELLO) happens in keel_poll, a sync call, or the submit that finds
@@ -187,6 +189,8 @@ int keel_connection_count(const keel_client *c);
 /* Shards routed to a connection of their own (0 without shard_aware); *to_leader (may be
  * NULL): how many of those go to the shard's leader (leader routing, contract above). */
 int keel_shard_routes(const keel_client *c, int *to_leader);
+/* Shard connections moved to another node's port so far (leader routing). */
+uint64_t keel_shard_moves(const keel_client *c);
 
 /* ---- results ---------------------------------------------------------------------------- */
 

@@ -91,6 +91,7 @@ struct keel_client {
     i64 map_async_ms;   /* when the last async SHARD_MAP was sent */
     bool routes_moving; /* some route is moving (a hint: settle looks) */
     u32 route_marks;    /* routes marked moving by replies so far (keel_route_hint) */
+    u64 shard_moves;    /* shard connections moved from one node's port to another's */
     bool settling;      /* keel_routes_settle runs: no nested settle */
     u32 dispatching;    /* inside conn_read: callbacks may run, no connection may close */
     void *sync_mem;     /* the last sync result's block */
@@ -112,9 +113,10 @@ bool keel_leader_routing(const keel_client *c);
  * callbacks. Connects and sends HELLOs (waiting on those connections alone: no other
  * callback runs). keel_route.c. */
 void keel_routes_settle(keel_client *c);
-/* A reply's status on conn: NOT_LEADER / LEADER_CHANGED naming another leader (detail) move
- * the shard of conn; NOT_LEADER also marks the map for a refresh (rate-limited). */
-void keel_route_hint(keel_client *c, u16 conn, int status, u64 detail);
+/* A reply on conn from member replier: NOT_LEADER / LEADER_CHANGED naming another leader
+ * (detail), or a reply relayed from another member than conn's, move the shard of conn;
+ * NOT_LEADER also marks the map for a refresh (rate-limited). */
+void keel_route_hint(keel_client *c, u16 conn, int status, u64 detail, u64 replier);
 /* keel_poll's step: sends an async SHARD_MAP when the map is stale (leader routing only). */
 void keel_map_poll(keel_client *c);
 /* Replaces the routes by map m's (copied); every route is left moving for settle. */

@@ -8,12 +8,14 @@
  * leader is unknown, unmapped or unreachable: the router node's shard port (the map's port).
  *
  * When a shard moves: a NOT_LEADER or LEADER_CHANGED reply on its connection names another
- * leader (detail), or a new shard map does. The route is marked moving; it changes only once
- * its connection has no request in flight, so requests pending there complete (or fail
- * with their own status) first, and requests of one shard never run on two connections at
- * once. Nothing is re-sent here: keel_follow.c re-sends a sync request told NOT_LEADER.
- * A NOT_LEADER reply also refreshes the map (at most every KEEL_MAP_REFRESH_MS), in keel_poll
- * without blocking (keel_map_poll) or in the next sync call.
+ * leader (detail); a reply on it comes from another member than the one its HELLO named (a
+ * follower forwarded the request and relays the leader's reply, header.member_id = the
+ * leader); or a new shard map names another leader. The route is marked moving; it changes only
+ * once its connection has no request in flight, so requests pending there complete (or fail with
+ * their own status) first, and requests of one shard never run on two connections at once. Nothing
+ * is re-sent here: keel_follow.c re-sends a sync request told NOT_LEADER. A NOT_LEADER reply also
+ * refreshes the map (at most every KEEL_MAP_REFRESH_MS), in keel_poll without blocking
+ * (keel_map_poll) or in the next sync call.
  */
 #include "client/keel_int.h"
 #include "core/assert.h"
@@ -43,10 +45,15 @@ int keel_shard_routes(const keel_client *c, int *to_leader)
         const struct keel_route *r = &c->routes[i];
         if (r->conn == 0 || c->conns[r->conn].fd < 0) continue;
         n++;
-        leaders += r->on_leader;
+        leaders += r->on_leader && !r->moving;
     }
     if (to_leader != NULL) *to_leader = leaders;
     return n;
+}
+
+uint64_t keel_shard_moves(const keel_client *c)
+{
+    return c == NULL ? 0 : c->shard_moves;
 }
 
 /* The endpoint whose HELLO named member id, probing the endpoints not yet known (each
@@ -105,6 +112,7 @@ static void route_place(keel_client *c, u16 ri)
     r->conn = k;
     r->moving = false;
     r->on_leader = want != 0 && k != 0 && c->conns[k].member_id == want;
+    if (old != 0 && k != 0 && c->conns[old].port != c->conns[k].port) c->shard_moves++;
     if (old != 0 && old != k && !conn_used(c, old)) keel_conn_close_idle(c, old);
 }
 
@@ -129,17 +137,24 @@ void keel_routes_settle(keel_client *c)
     c->settling = false;
 }
 
-void keel_route_hint(keel_client *c, u16 conn, int status, u64 detail)
+void keel_route_hint(keel_client *c, u16 conn, int status, u64 detail, u64 replier)
 {
     if (!keel_leader_routing(c)) return;
-    if (status != KEEL_STATUS_NOT_LEADER && status != KEEL_STATUS_LEADER_CHANGED) return;
-    if (status == KEEL_STATUS_NOT_LEADER && route_now_ms() - c->map_async_ms >= KEEL_MAP_REFRESH_MS)
-        c->map_stale = true; /* the periodic map refresh */
-    if (conn == 0 || detail == 0) return;
+    u64 leader = 0;
+    if (status == KEEL_STATUS_NOT_LEADER || status == KEEL_STATUS_LEADER_CHANGED) {
+        leader = detail;
+        if (status == KEEL_STATUS_NOT_LEADER &&
+            route_now_ms() - c->map_async_ms >= KEEL_MAP_REFRESH_MS)
+            c->map_stale = true; /* the periodic map refresh */
+    } else if (conn != 0 && replier != 0 && c->conns[conn].member_id != 0 &&
+               replier != c->conns[conn].member_id) {
+        leader = replier; /* forwarded: a follower relays its leader's reply as it is */
+    }
+    if (conn == 0 || leader == 0) return;
     for (u16 i = 0; i < c->routes_len; i++) {
         struct keel_route *r = &c->routes[i];
-        if (r->conn != conn || (r->leader_id == detail && r->on_leader)) continue;
-        r->leader_id = detail;
+        if (r->conn != conn || r->leader_id == leader) continue;
+        r->leader_id = leader;
         r->moving = true;
         c->routes_moving = true;
         c->route_marks++;

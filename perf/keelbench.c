@@ -129,6 +129,7 @@ struct kb_thread {
     u64 preload_next, preload_end, preload_left;
     u64 unanswered, conns_lost, leader_moves;
     u64 shard_conns_end, shard_conns_leader_end; /* keel_shard_routes before closing */
+    u64 shard_moves;                             /* keel_shard_moves before closing */
     bool closing;                                /* after the drain: callbacks only count errors */
     struct kb_errors errors;
     atomic_ullong ops_progress; /* successful completions, read by main for progress */
@@ -362,6 +363,7 @@ static void kb_drain(struct kb_thread *t)
         int leaders = 0;
         t->shard_conns_end += (u64)keel_shard_routes(t->conns[i].client, &leaders);
         t->shard_conns_leader_end += (u64)leaders;
+        t->shard_moves += keel_shard_moves(t->conns[i].client);
         keel_close(t->conns[i].client);
         t->conns[i].client = NULL;
     }
@@ -636,15 +638,17 @@ static u64 kb_errors_report(const struct kb_bench *b, FILE *out)
 static void kb_shard_report(const struct kb_bench *b, FILE *out)
 {
     if (!b->cfg.shard_aware) return;
-    u64 end = 0, end_leader = 0;
+    u64 end = 0, end_leader = 0, moves = 0;
     for (u32 t = 0; t < b->cfg.threads; t++) {
+        moves += b->threads[t].shard_moves;
         end += b->threads[t].shard_conns_end;
         end_leader += b->threads[t].shard_conns_leader_end;
     }
     fprintf(out,
             "shard connections to their leader: %" PRIu64 " of %" PRIu64
-            " after connecting, %" PRIu64 " of %" PRIu64 " at the end\n",
-            b->shard_conns_leader, b->shard_conns, end_leader, end);
+            " after connecting, %" PRIu64 " of %" PRIu64
+            " at the end; moved to a new leader: %" PRIu64 "\n",
+            b->shard_conns_leader, b->shard_conns, end_leader, end, moves);
 }
 
 static int kb_report(struct kb_bench *b)

@@ -74,8 +74,10 @@ struct srv {
      * changed_to nonzero: the next PUT there is answered LEADER_CHANGED naming it (once) */
     atomic_ullong shard_leader[SRV_SHARDS_MAX];
     atomic_ullong changed_to[SRV_SHARDS_MAX];
-    atomic_uint requests[1 + SRV_SHARDS_MAX]; /* non-HELLO requests per port */
-    atomic_uint frames_per_read_max;          /* most request frames one recv() brought */
+    atomic_ullong relayed_from[SRV_SHARDS_MAX]; /* nonzero: shard port replies name it (a
+                                                 * follower relaying its leader's reply) */
+    atomic_uint requests[1 + SRV_SHARDS_MAX];   /* non-HELLO requests per port */
+    atomic_uint frames_per_read_max;            /* most request frames one recv() brought */
 };
 
 static const u8 split_key[] = "m"; /* shard 0: [, "m"), shard 1: ["m", ) */
@@ -697,6 +699,10 @@ static bool srv_frame(struct srv *s, struct srv_conn *k, const struct codec_fram
     r.head.flags = 0;
     r.h.shard = CODEC_SHARD_NONE;
     r.h.member_id = s->member_id;
+    if (k->port_index > 0 && f->opcode != CODEC_OP_HELLO) {
+        u64 relayed = atomic_load(&s->relayed_from[k->port_index - 1]);
+        if (relayed != 0) r.h.member_id = relayed;
+    }
     buf_reset(one);
     int rc = codec_request_decode(f, &m);
     if (rc == 0 && s->never_answer && f->opcode != CODEC_OP_HELLO) {
@@ -1994,6 +2000,7 @@ Test(client, leader_routing_sync_follows_not_leader)
     cr_assert_eq(res.header.shard, 1);
     cr_assert_eq(atomic_load(&sv[1]->requests[2]), 3); /* put, get, the refused put */
     cr_assert_eq(atomic_load(&sv[0]->requests[2]), 1); /* the put, sent again, once */
+    cr_assert_eq(keel_shard_moves(c), 1);
     cr_assert_eq(keel_shard_routes(c, &leaders), 2);
     cr_assert_eq(leaders, 2);
     put_ok(c, "apple", "4"); /* shard 0 stayed on A */
@@ -2082,6 +2089,40 @@ Test(client, leader_routing_lost_write_reported_and_single_endpoint)
     cr_assert_eq(res.error.detail, 0xB);
     cr_assert_eq(atomic_load(&sv[0]->requests[2]), 1);
     keel_close(one);
+    for (int i = 0; i < 2; i++) {
+        srv_stop(sv[i]);
+        srv_free(sv[i]);
+    }
+}
+
+/* keeld's followers forward writes and relay the leader's reply (its member id in the
+ * header): the shard moves to that leader without any error. */
+Test(client, leader_routing_follows_a_relayed_reply)
+{
+    struct srv *sv[2];
+    char eps[64];
+    split_start(sv, eps, sizeof(eps));
+    struct keel_options o;
+    keel_options_default(&o);
+    o.shard_aware = true;
+    keel_client *c = connect_eps(eps, &o);
+    atomic_store(&sv[0]->shard_leader[1], 0xA); /* A leads shard 1 now; B relays A's replies */
+    atomic_store(&sv[1]->relayed_from[1], 0xA);
+    struct keel_result res;
+    struct keel_put_args p = put_args("zebra", "1");
+    cr_assert_eq(keel_put(c, &p, &res), 0);
+    cr_assert_eq(res.header.member_id, 0xA);
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), 1);
+    int leaders = -1;
+    cr_assert_eq(keel_shard_routes(c, &leaders), 2);
+    cr_assert_eq(leaders, 1); /* shard 1 moves at the next request */
+    put_ok(c, "zebra", "2");
+    cr_assert_eq(atomic_load(&sv[0]->requests[2]), 1);
+    cr_assert_eq(atomic_load(&sv[1]->requests[2]), 1);
+    cr_assert_eq(keel_shard_moves(c), 1);
+    cr_assert_eq(keel_shard_routes(c, &leaders), 2);
+    cr_assert_eq(leaders, 2);
+    keel_close(c);
     for (int i = 0; i < 2; i++) {
         srv_stop(sv[i]);
         srv_free(sv[i]);
