@@ -109,6 +109,10 @@ static void boot_config(const struct shard *s, struct raft_config *rc)
     rc->heartbeat_ticks = SHARD_RAFT_HEARTBEAT_TICKS;
     rc->entry_bytes_max = CODEC_FRAME_SIZE_MAX + 2;
     rc->uncommitted_bytes_max = 8u << 20; /* below the WAL's batch: a ready always fits */
+    /* Apply what a quorum made durable without waiting for this member's own fdatasync (the
+     * leader's reply then waits for the first follower's, not for the slower of the two);
+     * snapshots still wait for the WAL to cover the applied index (shard_snap.c). */
+    rc->apply_unpersisted = true;
 }
 
 static int boot_alloc(struct shard *s)

@@ -38,6 +38,8 @@ void shard_publish(struct shard *s)
 {
     struct raft_status st;
     raft_status(s->raft, &st);
+    /* A follower (a joiner) can only continue from a snapshot and none exists yet. */
+    if (st.snapshot_wanted) s->snap_force = true;
     struct shard_pub *p = &s->node->pub[s->id];
     STORE(p->leader, st.leader);
     STORE(p->term, st.term);
