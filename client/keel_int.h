@@ -119,7 +119,8 @@ void keel_routes_settle(keel_client *c);
 void keel_route_hint(keel_client *c, u16 conn, int status, u64 detail, u64 replier);
 /* keel_poll's step: sends an async SHARD_MAP when the map is stale (leader routing only). */
 void keel_map_poll(keel_client *c);
-/* Replaces the routes by map m's (copied); every route is left moving for settle. */
+/* Replaces the routes by map m's (copied); a route that is new or changed (port, leader)
+ * is left moving, for keel_routes_settle. */
 int keel_routes_install(keel_client *c, const struct keel_shard_map_result *m);
 
 /* keel.c, for keel_route.c: */

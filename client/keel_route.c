@@ -210,7 +210,8 @@ void keel_map_poll(keel_client *c)
     c->map_async_ms = now;
 }
 
-/* The routes of map m, keeping each shard's connection while it has requests in flight. */
+/* The routes of map m (copied). A shard already routed keeps its connection unless its port
+ * or leader changed; the others are left moving, for keel_routes_settle. */
 int keel_routes_install(keel_client *c, const struct keel_shard_map_result *m)
 {
     struct keel_route *nr = calloc(m->shards_len ? m->shards_len : 1, sizeof(*nr));
@@ -224,8 +225,13 @@ int keel_routes_install(keel_client *c, const struct keel_shard_map_result *m)
         r->start_len = s->start_key_len;
         r->end_key = keel_mem_dup(s->end_key, s->end_key_len);
         r->end_len = s->end_key_len;
-        for (u16 k = 0; k < c->routes_len; k++)
-            if (c->routes[k].shard_id == s->shard_id) r->conn = c->routes[k].conn;
+        for (u16 k = 0; k < c->routes_len; k++) { /* a shard routed already stays put */
+            const struct keel_route *o = &c->routes[k];
+            if (o->shard_id != s->shard_id) continue;
+            r->conn = o->conn;
+            r->on_leader = o->on_leader;
+            r->moving = o->moving || o->port != r->port || o->leader_id != r->leader_id;
+        }
     }
     u16 old_len = c->routes_len;
     struct keel_route *old = c->routes;
@@ -239,6 +245,6 @@ int keel_routes_install(keel_client *c, const struct keel_shard_map_result *m)
     }
     free(old);
     c->info.shard_map_version = m->version;
-    c->routes_moving = c->routes_len > 0;
+    for (u16 i = 0; i < c->routes_len; i++) c->routes_moving |= c->routes[i].moving;
     return 0;
 }

@@ -260,11 +260,11 @@ static void check_first_apply(struct sim *s, struct sim_member *m, const struct 
     c->conf_prev = c->conf;
     check_conf_apply(&c->conf, &cc);
     s->stat_conf_changes++;
-    sim_trace(s,
-              "g%u conf change committed at %llu: type %u member %llu (now %u members, %u "
-              "voters)",
-              m->group, (unsigned long long)e->index, cc.type, (unsigned long long)cc.id,
-              c->conf.count, raft_conf_voters(&c->conf));
+    static const char *const kinds[] = {"?", "add voter", "add learner", "promote", "remove"};
+    const char *kind = cc.type < KEEL_ARRAY_LEN(kinds) ? kinds[cc.type] : "?";
+    sim_trace(s, "g%u conf change committed at %llu: %s %llu (now %u members, %u voters)", m->group,
+              (unsigned long long)e->index, kind, (unsigned long long)cc.id, c->conf.count,
+              raft_conf_voters(&c->conf));
 }
 
 void check_apply(struct sim *s, struct sim_member *m, const struct raft_entry *e)
