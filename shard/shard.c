@@ -138,14 +138,6 @@ static void shard_tick_done(struct loop_completion *c, int res, u32 flags)
     if (s->peer) shard_peer_tick(s);
 }
 
-static void shard_flush_timer_done(struct loop_completion *c, int res, u32 flags)
-{
-    (void)res;
-    (void)flags;
-    struct shard *s = SHARD_OF(c, flush_timer_c);
-    s->flush_timer_armed = false;
-}
-
 static void shard_doorbell_done(struct loop_completion *c, int res, u32 flags)
 {
     (void)res;
@@ -181,8 +173,7 @@ static bool shard_busy(const struct shard *s)
     if (s->compacting) return true;
     if (s->snap) return true;
     if (shard_raft_busy(s)) return true;
-    if (!s->flush_busy && shard_wal_pending(s) > wal_durable_index(&s->wal) && !s->wal.failed &&
-        !shard_wal_deferred((struct shard *)s))
+    if (!s->flush_busy && shard_wal_pending(s) > wal_durable_index(&s->wal) && !s->wal.failed)
         return true;
     return xcore_pending(s->node->xcore, s->id);
 }
@@ -293,7 +284,6 @@ static int shard_setup_loop(struct shard *s)
                                  .on_closed = shard_on_closed,
                                  .ctx = s};
     s->tick_c.done = shard_tick_done;
-    s->flush_timer_c.done = shard_flush_timer_done;
     s->doorbell_c.done = shard_doorbell_done;
     s->ring_c.done = shard_ring_done;
     if (!s->node->config.quiet) node_log("shard", "shard %u: %s", s->id, loop_describe(s->loop));

@@ -56,7 +56,6 @@ struct node_config {
     u16 peer_port;      /* this node's peer port (shard s: + s); from members[] by name */
     bool join_existing; /* --initial-cluster-state existing: learn the members from a leader */
     const char *cluster_token; /* --initial-cluster-token; NULL: "keel-cluster" */
-    u32 leader_flush_us;    /* a replicated leader's WAL flushes at most this often; 0: ASAP */
 };
 
 void node_config_default(struct node_config *c);

@@ -216,8 +216,6 @@ struct shard {
     u64 flush_durable_before;
     u64 flush_started_ns;
     struct shard_flush_op flush_ops[2 * WAL_FLUSH_OPS_MAX]; /* writes, then fdatasyncs */
-    struct loop_completion flush_timer_c; /* wakes the loop for a deferred leader flush */
-    bool flush_timer_armed;
     struct wal_flush_io flush_io;
     /* the spare WAL segment, zero-filled in the background (shard_io.c) */
     int spare_fd;
@@ -336,7 +334,6 @@ int shard_wal_recover(struct shard *s);
 bool shard_wal_room(const struct shard *s, size_t payload_len);
 u64 shard_wal_append(struct shard *s, u16 opcode, struct span body);
 void shard_wal_kick(struct shard *s);
-bool shard_wal_deferred(struct shard *s);
 u64 shard_wal_durable(const struct shard *s);
 u64 shard_wal_pending(const struct shard *s); /* last index if not durable, else 0 */
 u64 shard_wal_bytes(const struct shard *s);

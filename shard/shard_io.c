@@ -298,29 +298,10 @@ static void shard_flush_done(struct loop_completion *c, int res, u32 flags)
 
 /* Starts the group commit of every write appended since the last one: per segment touched,
  * one write linked to one fdatasync, all in the next submit. One flush at a time. */
-/* A leader of a replicated group needs no fdatasync of its own to answer (a quorum of followers
- * makes its entries durable; raft counts the leader only when it must), so its flushes are
- * spaced by at least leader_flush_us: fewer fdatasyncs compete with the followers' on a shared
- * disk. A timer wakes the loop for the deferred one. */
-bool shard_wal_deferred(struct shard *s)
-{
-    u64 gap_ns = (u64)s->node->config.leader_flush_us * 1000u;
-    if (gap_ns == 0 || s->draining || !s->raft || raft_role(s->raft) != RAFT_LEADER) return false;
-    if (!s->peer) return false;
-    u64 since = shard_now_ns() - s->flush_started_ns;
-    if (since >= gap_ns) return false;
-    if (!s->flush_timer_armed) {
-        u32 ms = (u32)((gap_ns - since + 999999u) / 1000000u);
-        if (loop_timeout(s->loop, &s->flush_timer_c, ms ? ms : 1) == 0) s->flush_timer_armed = true;
-    }
-    return true;
-}
-
 void shard_wal_kick(struct shard *s)
 {
     struct wal *w = &s->wal;
     if (s->flush_busy || wal_last_index(w) == wal_durable_index(w)) return;
-    if (shard_wal_deferred(s)) return;
     if (loop_reserve(s->loop, 2 * WAL_FLUSH_OPS_MAX) != 0) return; /* next turn */
     i64 revision = mvcc_revision(s->m);
     struct wal_flush_io *io = &s->flush_io;

@@ -220,7 +220,6 @@ int main(int argc, char **argv)
     c.shard_count = cpus > 0 ? (u32)(cpus < NODE_SHARDS_MAX ? cpus : NODE_SHARDS_MAX) : 1;
     const char *initial_cluster = NULL, *listen_peer = NULL;
     parse_args(argc, argv, &c, &initial_cluster, &listen_peer);
-    if (getenv("KEEL_LEADER_FLUSH_US")) c.leader_flush_us = (u32)atoi(getenv("KEEL_LEADER_FLUSH_US"));
     parse_cluster(&c, initial_cluster, listen_peer);
     sigset_t sigs;
     sigemptyset(&sigs);
