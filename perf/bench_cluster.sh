@@ -11,7 +11,8 @@
 # round). --shard-aware sends each shard's requests to its leader's shard port instead.
 # --failover also runs perf/failover_bench (kill -9 a leader, 6 rounds, median time to the
 # first write a new leader acknowledged). keelbench's keys are hex: the cluster splits at "8".
-# keeld CPU seconds of all three nodes per case are read from /proc. Ends with a summary line.
+# keeld CPU seconds of all three nodes per case are read from /proc. KEELD_FLAGS adds flags to
+# every keeld (e.g. KEELD_FLAGS="--leader-flush-gap-ms 0"). Ends with a summary line.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BUILD=${KEEL_BUILD:-build}
@@ -36,7 +37,7 @@ BASE=$((20000 + RANDOM % 8000))
 export KEEL_BUILD=$BUILD
 trap 'bash tools/local-cluster.sh stop --dir "$DIR/c" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 EP=$(bash tools/local-cluster.sh start --dir "$DIR/c" --base-port "$BASE" --shards 2 \
-    -- --split-keys 8 | tail -1)
+    -- --split-keys 8 ${KEELD_FLAGS:-} | tail -1)
 PIDS=$(cat "$DIR/c/pids" 2>/dev/null | awk '{print $NF}' | tr '\n' ' ')
 cpu() { local t=0 p; for p in $PIDS; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 ticks=$(getconf CLK_TCK)
