@@ -205,18 +205,14 @@ static void fault_member_gc(struct sim *s)
 
 /* ---- the step --------------------------------------------------------------------------- */
 
-/* True when m leads and holds no snapshot while a follower has matched nothing: a member that
- * joined with an empty bootstrap takes only a snapshot, and the leader waits for one (raft.h
- * raft_compact). */
+/* The leader says a follower can continue only from a snapshot and it holds none (a joiner;
+ * raft_status.snapshot_wanted). */
 static bool snapshot_wanted(struct sim_member *m)
 {
-    if (raft_role(m->r) != RAFT_LEADER || m->has_snap) return false;
+    if (raft_role(m->r) != RAFT_LEADER) return false;
     struct raft_status st;
     raft_status(m->r, &st);
-    for (u32 i = 0; i < st.progress_count; i++) {
-        if (st.progress[i].id != m->id && st.progress[i].match == 0) return true;
-    }
-    return false;
+    return st.snapshot_wanted;
 }
 
 /* A member snapshots at random, and always once SIM_SNAP_LOG_ENTRIES entries were applied

@@ -229,5 +229,5 @@ void net_partition_step(struct sim *s)
         if (s->now_ms >= s->net.heal_ms) net_heal(s);
         return;
     }
-    if (sim_permille(s, s->rates.partition_permille)) net_partition_start(s);
+    if (s->nodes >= 2 && sim_permille(s, s->rates.partition_permille)) net_partition_start(s);
 }

@@ -107,6 +107,7 @@ static void sim_raft_config(struct sim *s)
     c->entry_bytes_max = 256;
     c->snap_chunk_bytes = (u32)sim_range(s, 16, 160);
     c->snap_chunks_inflight = (u32)sim_range(s, 1, 4);
+    c->apply_unpersisted = sim_permille(s, 500);
 }
 
 static void sim_setup(struct sim *s, const struct sim_options *opt)
