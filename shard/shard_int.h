@@ -271,6 +271,8 @@ struct shard {
     u32 rx_entries_cap;
     u64 peer_bad_msgs;
     u64 leader_seen;            /* raft's leader at the end of the last turn */
+    bool single_voter;          /* this member is its group's only voter (shard_raft_conf_seen) */
+    bool conf_dirty;            /* a membership change was applied this turn */
     struct fwd_slot *fwd_slots; /* requests forwarded to the leader (shard_fwd.c) */
     u32 fwd_count;
     u32 fwd_next;
@@ -397,6 +399,7 @@ int shard_raft_boot(struct shard *s, u64 snapshot_index);
 void shard_raft_free(struct shard *s);
 void shard_apply_conf(struct shard *s, const struct raft_entry *e);
 void shard_raft_role_changed(struct shard *s, bool was_leader);
+void shard_raft_conf_seen(struct shard *s);
 
 /* shard_peer.c */
 int shard_peer_start(struct shard *s);

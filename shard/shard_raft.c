@@ -432,6 +432,7 @@ void shard_raft_turn(struct shard *s)
         shard_apply(s, &rd);
         reads_ready(s, &rd);
         raft_advance(s->raft, &rd);
+        if (s->conf_dirty || rd.snapshot_install) shard_raft_conf_seen(s);
         if (rd.role_changed) shard_raft_role_changed(s, was_leader);
     }
     reads_serve(s);

@@ -188,10 +188,8 @@ int shard_raft_boot(struct shard *s, u64 snapshot_index)
     s->applied_index = snapshot_index;
     s->persisted_reported = last;
     if (last > snapshot_index) raft_persisted(s->raft, last, last_term);
-    struct raft_status st;
-    raft_status(s->raft, &st);
-    if (raft_conf_voters(&st.conf) == 1 && raft_conf_has(&st.conf, s->node->config.member_id))
-        return shard_raft_settle(s); /* alone: no reason to wait an election timeout */
+    shard_raft_conf_seen(s);
+    if (s->single_voter) return shard_raft_settle(s); /* alone: no election timeout to wait */
     return 0;
 }
 
@@ -230,6 +228,7 @@ void shard_apply_conf(struct shard *s, const struct raft_entry *e)
         return;
     }
     shard_peer_conf_change(s, &cc);
+    s->conf_dirty = true;
     if (cc.type != RAFT_CC_REMOVE && cc.context_len > 0) {
         char ctx[RAFT_CONF_CONTEXT_MAX + 1];
         memcpy(ctx, cc.context, cc.context_len);
@@ -246,6 +245,15 @@ void shard_apply_conf(struct shard *s, const struct raft_entry *e)
                  : cc.type == RAFT_CC_PROMOTE     ? "promote"
                                                   : "remove",
                  (unsigned long long)cc.id);
+}
+
+/* Caches whether this member is its group's only voter (after start and after every change). */
+void shard_raft_conf_seen(struct shard *s)
+{
+    struct raft_status st;
+    raft_status(s->raft, &st);
+    s->single_voter = raft_conf_voters(&st.conf) == 1 && raft_conf_has(&st.conf, st.id);
+    s->conf_dirty = false;
 }
 
 void shard_raft_role_changed(struct shard *s, bool was_leader)

@@ -200,7 +200,10 @@ int shard_submit(struct shard *s, struct sink *k, const struct codec_frame *f,
         return shard_propose(s, k, f, raw);
     }
     ASSERT(f->opcode == CODEC_OP_RANGE);
-    if (m->range_request.flags & CODEC_RANGE_REQUEST_SERIALIZABLE) {
+    /* The only voter of its group leads it alone: every acknowledged write is applied, and no
+     * other leader can exist, so its own state is linearizable without a read-index round. */
+    bool alone = s->single_voter && raft_role(s->raft) == RAFT_LEADER;
+    if ((m->range_request.flags & CODEC_RANGE_REQUEST_SERIALIZABLE) || alone) {
         shard_exec_now(s, k, f, m);
         return CONN_FRAME_DONE;
     }
