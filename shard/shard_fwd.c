@@ -149,12 +149,14 @@ void shard_fwd_tick(struct shard *s)
 /* The member forwarded requests went to is gone (its connection failed) or no longer leads:
  * their answers may never come, so they are answered now, outcome unknown. A late answer
  * finds its slot reused (another generation) and is dropped. */
-void shard_fwd_fail_to(struct shard *s, u64 member)
+void shard_fwd_fail_to(struct shard *s, u64 member, bool unreachable)
 {
     if (!s->fwd_slots || s->fwd_count == 0) return;
     for (u32 i = 0; i < SHARD_FWD_MAX; i++) {
         struct fwd_slot *slot = &s->fwd_slots[i];
         if (!slot->used || slot->leader != member) continue;
+        /* A MOVE_LEADER changes the leader on purpose; its old leader answers it. */
+        if (!unreachable && slot->sink.opcode == CODEC_OP_MOVE_LEADER) continue;
         struct sink k = slot->sink;
         slot->used = false;
         slot->generation++;

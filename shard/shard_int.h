@@ -352,7 +352,7 @@ void shard_fwd_reply(struct shard *s, const struct sink *k, const u8 *frame, u32
 void shard_fwd_on_reply(struct shard *s, u64 from, const u8 *bytes, u32 len);
 void shard_fwd_tick(struct shard *s);
 void shard_fwd_fail_all(struct shard *s);
-void shard_fwd_fail_to(struct shard *s, u64 member);
+void shard_fwd_fail_to(struct shard *s, u64 member, bool unreachable);
 
 /* shard_status.c */
 void shard_publish(struct shard *s);

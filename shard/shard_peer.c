@@ -51,7 +51,7 @@ static void shard_peer_on_unreachable(void *ctx, u64 member_id)
 {
     struct shard *s = ctx;
     raft_peer_unreachable(s->raft, member_id);
-    shard_fwd_fail_to(s, member_id);
+    shard_fwd_fail_to(s, member_id, true);
 }
 
 u64 shard_cluster_id(const struct node_config *c)

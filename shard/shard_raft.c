@@ -438,7 +438,8 @@ void shard_raft_turn(struct shard *s)
     reads_serve(s);
     u64 leader = raft_leader(s->raft);
     if (leader != s->leader_seen) {
-        if (s->leader_seen) shard_fwd_fail_to(s, s->leader_seen); /* it lost the leadership */
+        if (s->leader_seen)
+            shard_fwd_fail_to(s, s->leader_seen, false); /* it lost the leadership */
         s->leader_seen = leader;
     }
     shard_peer_release(s);
