@@ -209,6 +209,10 @@ static bool snap_due(const struct shard *s)
     /* A snapshot writes the whole store: waiting for as many WAL bytes as the last one wrote
      * keeps its cost per write constant however large the store grows. */
     every = KEEL_MAX(every, s->last_snap_bytes);
+    /* The members of a group reach the same WAL size together: spread their snapshots (by up
+     * to 7/16 of the interval, by a hash of the member id) so that they do not all write at
+     * once on a disk they may share. */
+    every += every / 16 * ((s->node->config.member_id * 0x9E3779B97F4A7C15ull) >> 61);
     /* A member is being added: it can only join from a snapshot, so one must exist. */
     if (s->snap_force && !s->compacting && !s->draining) return true;
     u64 bytes = shard_wal_bytes(s);
