@@ -39,26 +39,13 @@ trap 'bash tools/local-cluster.sh stop --dir "$DIR/c" >/dev/null 2>&1 || true; r
 EP=$(bash tools/local-cluster.sh start --dir "$DIR/c" --base-port "$BASE" --shards 2 \
     -- --split-keys 8 ${KEELD_FLAGS:-} | tail -1)
 PIDS=$(cat "$DIR/c/pids" 2>/dev/null | awk '{print $NF}' | tr '\n' ' ')
-cpu() { local t=0 p; for p in $PIDS; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
-ticks=$(getconf CLK_TCK)
 B=("$BIN/keelbench" --endpoints "$EP" --keys 100000 --key-size 16 --value-size 256
     --duration "$DUR" $AWARE)
-declare -A R
-run() {
-    local name=$1; shift
-    local c0 c1 line
-    c0=$(cpu)
-    line=$("${B[@]}" "$@" | tail -1)
-    c1=$(cpu)
-    R[$name]=$line
-    printf '%-10s %s keeld_cpu_s=%s\n' "$name" "${line#summary: }" \
-        "$(awk -v a="$c0" -v b="$c1" -v t="$ticks" 'BEGIN { printf "%.2f", (b - a) / t }')"
-}
+source perf/bench_lib.sh # (the script runs from the repository root)
 echo "bench_cluster: 3 nodes x 2 shards on 127.0.0.1 ($EP) ${AWARE:+(shard-aware client)}"
 sleep 6 # leader balancing spreads the two groups' leaders over the nodes
 run put_64x16 --op put --conns 64 --depth 16 --threads 2
 run get_64x16 --op get --conns 64 --depth 16 --threads 2 --no-preload
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" ${R[$1]}"; }
 FO=""
 if ((FAILOVER)); then
     bash tools/local-cluster.sh stop --dir "$DIR/c" >/dev/null

@@ -38,27 +38,14 @@ trap '[[ -n $PID ]] && kill -TERM $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$D
     --split-keys "$SPLIT" --quiet &
 PID=$!
 sleep 0.5
-cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
-ticks=$(getconf CLK_TCK)
+PIDS=$PID
 B=("$BIN/keelbench" --endpoints "127.0.0.1:$PORT" --keys 100000 --key-size 16 --value-size 256
     --duration "$DUR" $AWARE)
-declare -A R
-run() {
-    local name=$1; shift
-    local c0 c1 line
-    c0=$(cpu)
-    line=$("${B[@]}" "$@" | tail -1)
-    c1=$(cpu)
-    R[$name]=$line
-    printf '%-10s %s keeld_cpu_s=%s\n' "$name" "${line#summary: }" \
-        "$(awk -v a="$c0" -v b="$c1" -v t="$ticks" 'BEGIN { printf "%.2f", (b - a) / t }')"
-}
+source perf/bench_lib.sh # (the script runs from the repository root)
 echo "bench_keeld: keeld 2 shards (split $SPLIT) on 127.0.0.1:$PORT, data in $DIR ${AWARE:+(shard-aware client)}"
 run put_64x16 --op put --conns 64 --depth 16 --threads 2
 run get_64x16 --op get --conns 64 --depth 16 --threads 2 --no-preload
 run put_1x1 --op put --conns 1 --depth 1 --fsync-probe "$DIR/data"
-# field CASE NAME: the value of " NAME=" in the case's summary line.
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" ${R[$1]}"; }
 echo "summary: put_ops_s=$(field put_64x16 ops_s) get_ops_s=$(field get_64x16 ops_s)" \
     "put_1x1_p50_ms=$(field put_1x1 p50_ms) fsync_p50_ms=$(field put_1x1 fsync_p50_ms)" \
     "put_p50_vs_fdatasync=$(field put_1x1 put_p50_vs_fdatasync)"

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define ELECTION_TIMEOUT_MS 1000.0
 #define ROUNDS_MAX          64
@@ -31,12 +30,6 @@ struct writer {
     atomic_ullong acked;
 };
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -46,7 +39,7 @@ static void *writer_main(void *arg)
     for (uint64_t n = 0; !atomic_load(&w->stop); n++) {
         if (!k) k = cluster_client(w->c, -1);
         if (!k) {
-            sleep_ms(10);
+            keeld_sleep_ms(10);
             continue;
         }
         snprintf(key, sizeof(key), "%s-%llu", w->shard ? "z" : "a", (unsigned long long)n);
@@ -82,7 +75,8 @@ static int64_t one_round(struct cluster *c, struct writer *w)
     int64_t kill_ms = keeld_now_ms();
     atomic_store(&w->watch_from_ms, kill_ms);
     cluster_kill9(c, (uint32_t)leader);
-    while (atomic_load(&w->first_ack_ms) == 0 && keeld_now_ms() - kill_ms < 30000) sleep_ms(2);
+    while (atomic_load(&w->first_ack_ms) == 0 && keeld_now_ms() - kill_ms < 30000)
+        keeld_sleep_ms(2);
     int64_t ack = atomic_load(&w->first_ack_ms);
     atomic_store(&w->watch_from_ms, 0);
     printf("  shard %u: leader %s killed, writes acknowledged again after %lld ms\n", w->shard,
@@ -90,7 +84,7 @@ static int64_t one_round(struct cluster *c, struct writer *w)
     fflush(stdout);
     if (cluster_restart(c, (uint32_t)leader) != 0 || cluster_wait_leaders(c, 30000) != 0) return -1;
     if (cluster_wait_caught_up(c, (uint32_t)leader, 30000) != 0) return -1;
-    sleep_ms(300);
+    keeld_sleep_ms(300);
     return ack ? ack - kill_ms : -1;
 }
 
@@ -116,7 +110,7 @@ int main(int argc, char **argv)
     if (cluster_start(&c, 3, 2) != 0) return 1;
     struct writer w[2] = {{.c = &c, .shard = 0}, {.c = &c, .shard = 1}};
     for (int i = 0; i < 2; i++) pthread_create(&w[i].thread, NULL, writer_main, &w[i]);
-    sleep_ms(1000);
+    keeld_sleep_ms(1000);
     int64_t samples[ROUNDS_MAX];
     int n = 0;
     for (int r = 0; r < rounds; r++) {

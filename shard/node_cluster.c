@@ -21,8 +21,7 @@ u64 node_member_id(const char *name)
     return id ? id : 1;
 }
 
-/* "host:port" (after an optional "http://") into ipv4 and port. */
-static int parse_url(const char *url, u32 *ipv4, u16 *port)
+int node_parse_peer_url(const char *url, u32 *ipv4, u16 *port)
 {
     if (strncmp(url, "http://", 7) == 0) url += 7;
     const char *colon = strrchr(url, ':');
@@ -54,7 +53,7 @@ static int add_member(struct node_config *c, const char *item, char *err, size_t
     struct node_member *m = &c->members[c->member_count];
     memset(m, 0, sizeof(*m));
     memcpy(m->name, item, (size_t)(eq - item));
-    if (parse_url(eq + 1, &m->ipv4, &m->peer_port) != 0) {
+    if (node_parse_peer_url(eq + 1, &m->ipv4, &m->peer_port) != 0) {
         snprintf(err, err_len, "--initial-cluster: '%s' is not an IPv4 host:port", eq + 1);
         return -1;
     }

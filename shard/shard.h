@@ -59,6 +59,8 @@ struct node_config {
 };
 
 void node_config_default(struct node_config *c);
+/* "host:port", with an optional "http://", host a numeric IPv4 address: 0, or -1. */
+int node_parse_peer_url(const char *url, u32 *ipv4, u16 *port);
 /* A member's id, derived from its name (stable across restarts, the same on every node). */
 u64 node_member_id(const char *name);
 /* Parses --initial-cluster "n1=127.0.0.1:2380,n2=..." into c->members and sets c->member_id and

@@ -48,7 +48,6 @@ int shard_forward_to_leader(struct shard *s, struct sink *k, struct span raw)
 {
     u64 leader = raft_leader(s->raft);
     if (leader == 0 || !s->peer || !peer_connected(s->peer, leader)) {
-        if (k->kind == SINK_CONN) k->c->pending++;
         shard_sink_error(s, k, leader ? CODEC_S_NOT_LEADER : CODEC_S_UNAVAILABLE, leader,
                          leader ? "not the leader of this shard, and the leader is unreachable"
                                 : "this shard has no leader now");
@@ -65,16 +64,26 @@ int shard_forward_to_leader(struct shard *s, struct sink *k, struct span raw)
     buf_put_u64(b, fwd_token(i, slots[i].generation));
     buf_put_bytes(b, raw.ptr, raw.len);
     if (!buf_ok(b) || peer_send(s->peer, leader, b->ptr, (u32)b->len) != PEER_OK) {
-        if (k->kind == SINK_CONN) k->c->pending++;
         shard_sink_error(s, k, CODEC_S_NOT_LEADER, leader,
                          "not the leader of this shard; forwarding to the leader failed");
         return CONN_FRAME_DONE;
     }
-    if (k->kind == SINK_CONN) k->c->pending++;
     slots[i] = (struct fwd_slot){
         .used = true, .generation = slots[i].generation, .leader = leader, .sink = *k};
+    shard_sink_hold(&slots[i].sink);
     s->fwd_count++;
     return CONN_FRAME_DONE;
+}
+
+/* Frees a slot (its generation moves on, so a late answer is dropped) and returns its sink. */
+static struct sink fwd_release(struct shard *s, struct fwd_slot *slot)
+{
+    ASSERT(slot->used && s->fwd_count > 0);
+    struct sink k = slot->sink;
+    slot->used = false;
+    slot->generation++;
+    s->fwd_count--;
+    return k;
 }
 
 /* Leader side: a follower's client request. */
@@ -122,10 +131,7 @@ void shard_fwd_on_reply(struct shard *s, u64 from, const u8 *bytes, u32 len)
     if (i >= SHARD_FWD_MAX) return;
     struct fwd_slot *slot = &s->fwd_slots[i];
     if (!slot->used || slot->generation != (u32)(token >> 32)) return; /* timed out before */
-    struct sink k = slot->sink;
-    slot->used = false;
-    slot->generation++;
-    s->fwd_count--;
+    struct sink k = fwd_release(s, slot);
     shard_sink_bytes(s, &k, bytes + FWD_TOKEN_BYTES, len - FWD_TOKEN_BYTES);
 }
 
@@ -136,10 +142,7 @@ void shard_fwd_tick(struct shard *s)
     for (u32 i = 0; i < SHARD_FWD_MAX; i++) {
         struct fwd_slot *slot = &s->fwd_slots[i];
         if (!slot->used || ++slot->age_ticks < SHARD_FWD_TIMEOUT_TICKS) continue;
-        struct sink k = slot->sink;
-        slot->used = false;
-        slot->generation++;
-        s->fwd_count--;
+        struct sink k = fwd_release(s, slot);
         shard_sink_error(s, &k, CODEC_S_LEADER_CHANGED, raft_leader(s->raft),
                          "the leader did not answer a forwarded request; a write may or may not "
                          "have been applied");
@@ -157,10 +160,7 @@ void shard_fwd_fail_to(struct shard *s, u64 member, bool unreachable)
         if (!slot->used || slot->leader != member) continue;
         /* A MOVE_LEADER changes the leader on purpose; its old leader answers it. */
         if (!unreachable && slot->sink.opcode == CODEC_OP_MOVE_LEADER) continue;
-        struct sink k = slot->sink;
-        slot->used = false;
-        slot->generation++;
-        s->fwd_count--;
+        struct sink k = fwd_release(s, slot);
         shard_sink_error(s, &k, CODEC_S_LEADER_CHANGED, raft_leader(s->raft),
                          "the leader was lost before it answered a forwarded request; a write "
                          "may or may not have been applied");
@@ -174,9 +174,7 @@ void shard_fwd_fail_all(struct shard *s)
     for (u32 i = 0; i < SHARD_FWD_MAX; i++) {
         struct fwd_slot *slot = &s->fwd_slots[i];
         if (!slot->used) continue;
-        struct sink k = slot->sink;
-        slot->used = false;
-        s->fwd_count--;
+        struct sink k = fwd_release(s, slot);
         shard_sink_error(s, &k, CODEC_S_LEADER_CHANGED, 0,
                          "the server stopped before the leader answered; a write may or may "
                          "not have been applied");

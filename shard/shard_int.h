@@ -62,7 +62,6 @@ struct gather {
     u8 *part[NODE_SHARDS_MAX]; /* reply frame bytes (RANGE) */
     size_t part_len[NODE_SHARDS_MAX];
     struct codec_shard_status status[NODE_SHARDS_MAX];
-    u64 need_index; /* own WAL index the own part waits for */
 };
 
 /* Heap bytes lent to another shard through xcore, freed once consumed. */
@@ -78,14 +77,13 @@ struct lent_fifo {
     u32 count;
 };
 
-/* A reply to a forwarded request, waiting for this shard's WAL. */
+/* A reply to another shard's forwarded request, waiting for room in the xcore ring. */
 struct remote_reply {
     u32 origin;
     u16 type;
     u64 cookie;
     u8 *bytes;
     u32 len;
-    u64 need_index;
 };
 
 /* One op of a group commit: which one, for its completion. */
@@ -111,6 +109,7 @@ struct sink {
     u32 origin; /* SINK_XCORE: the shard that forwarded it */
     u64 cookie; /* SINK_XCORE: the origin's; SINK_PEER: the follower's token */
     u64 member; /* SINK_PEER: the follower that forwarded it */
+    bool held;  /* SINK_CONN: counted in c->pending while stored (shard_sink_hold) */
 };
 
 /* A write proposed to raft, answered when the entry (index, term) is applied. */
@@ -207,8 +206,6 @@ struct shard {
     bool flush_busy;
     u32 flush_ops_left;
     int flush_res;
-    i64 flush_revision;
-    i64 durable_revision;
     u64 flushes;
     u64 flush_slow;
     u64 flush_ns_total;
@@ -234,8 +231,7 @@ struct shard {
     struct remote_reply *rr; /* waiting for the WAL */
     u32 rr_len;
     u32 rr_cap;
-    bool rr_ready;       /* an entry may be releasable now */
-    u64 rr_durable_seen; /* the durable index of the last walk */
+    bool rr_ready; /* an entry may be releasable now */
     /* life */
     bool draining;
     bool drained;
@@ -333,7 +329,6 @@ void shard_remote_reply(struct shard *s, u32 origin, u64 cookie, u8 *bytes, u32 
 
 /* shard_io.c */
 int shard_wal_recover(struct shard *s);
-bool shard_wal_room(const struct shard *s, size_t payload_len);
 u64 shard_wal_append(struct shard *s, u16 opcode, struct span body);
 void shard_wal_kick(struct shard *s);
 u64 shard_wal_durable(const struct shard *s);
@@ -386,6 +381,7 @@ void shard_props_push(struct shard *s, u64 index, u64 term, const struct sink *k
 void shard_exec_now(struct shard *s, struct sink *k, const struct codec_frame *f,
                     const union codec_msg_any *m);
 int shard_read_linearizable(struct shard *s, struct sink *k, struct span raw);
+void shard_sink_hold(struct sink *k);
 void shard_sink_error(struct shard *s, struct sink *k, u16 status, u64 detail, const char *msg);
 bool shard_storage_idle(const struct shard *s);
 void shard_raft_turn(struct shard *s);

@@ -157,7 +157,6 @@ int shard_wal_recover(struct shard *s)
     }
     u64 replayed = wal_last_index(&s->wal) - applied;
     if (shard_raft_boot(s, applied) != 0) return -1;
-    s->durable_revision = mvcc_revision(s->m);
     s->snapshot_wal_mark = shard_wal_bytes(s);
     struct mvcc_stats st;
     mvcc_stats(s->m, &st);
@@ -235,11 +234,6 @@ u64 shard_wal_bytes(const struct shard *s)
 /* ---- group commit through the loop ------------------------------------------------------------
  */
 
-bool shard_wal_room(const struct shard *s, size_t payload_len)
-{
-    return wal_can_append(&s->wal, payload_len);
-}
-
 /* A WAL that cannot be written is a dead end for this process: the kernel may have dropped
  * dirty pages (fsyncgate), so nothing written since the last good sync can be proven durable.
  * Fail-stop, as etcd does; recovery on the next start decides what survived. */
@@ -265,7 +259,6 @@ static void shard_flush_finish(struct shard *s)
     int rc = wal_flush_end(&s->wal, s->flush_res);
     s->flush_busy = false;
     if (rc != 0 || s->flush_res != 0) shard_wal_fatal(s, "fdatasync", rc ? rc : s->flush_res);
-    s->durable_revision = s->flush_revision;
     s->flushes++;
     u64 took_ns = shard_now_ns() - s->flush_started_ns;
     s->flush_ns_total += took_ns;
@@ -303,7 +296,6 @@ void shard_wal_kick(struct shard *s)
     struct wal *w = &s->wal;
     if (s->flush_busy || wal_last_index(w) == wal_durable_index(w)) return;
     if (loop_reserve(s->loop, 2 * WAL_FLUSH_OPS_MAX) != 0) return; /* next turn */
-    i64 revision = mvcc_revision(s->m);
     struct wal_flush_io *io = &s->flush_io;
     int rc = wal_flush_begin(w, io);
     if (rc != 0) shard_wal_fatal(s, "flush", rc);
@@ -322,7 +314,6 @@ void shard_wal_kick(struct shard *s)
     s->flush_busy = true;
     s->flush_res = 0;
     s->flush_ops_left = 2 * io->write_count;
-    s->flush_revision = revision;
     s->flush_started_ns = shard_now_ns();
     s->flush_durable_before = wal_durable_index(w);
 }

@@ -25,7 +25,6 @@ bool shard_is_member_op(u16 opcode)
 
 static int reply_error(struct shard *s, struct sink *k, u16 status, u64 detail, const char *msg)
 {
-    if (k->kind == SINK_CONN) k->c->pending++;
     shard_sink_error(s, k, status, detail, msg);
     return CONN_FRAME_DONE;
 }
@@ -119,7 +118,6 @@ static void member_reply(struct shard *s, struct sink *k, u64 new_id)
     buf_reset(&s->x.scratch[2]);
     int rc = shard_members_list(s, codec_field_find(d, "members"), members, &s->x.scratch[2]);
     if (rc == 0) rc = codec_reply_encode(&tmp, &head, &h, &o, CODEC_REPLY_FRAME_SIZE_MAX);
-    if (rc == 0 && k->kind == SINK_CONN) k->c->pending++;
     if (rc == 0)
         shard_sink_bytes(s, k, tmp.ptr, (u32)tmp.len);
     else
@@ -180,7 +178,6 @@ static void move_reply(struct shard *s, struct sink *k, u16 status)
     codec_list_end(&lb);
     struct codec_frame head = {.opcode = CODEC_OP_MOVE_LEADER, .request_id = k->request_id};
     struct codec_reply_header h = {.shard = (u16)s->id, .member_id = s->node->config.member_id};
-    if (k->kind == SINK_CONN) k->c->pending++;
     if (codec_reply_encode(&tmp, &head, &h, &o, CODEC_REPLY_FRAME_SIZE_MAX) == 0)
         shard_sink_bytes(s, k, tmp.ptr, (u32)tmp.len);
     else
@@ -206,6 +203,7 @@ static int move_leader(struct shard *s, struct sink *k, const struct codec_move_
     if (raft_transfer_leader(s->raft, q->target_id) != RAFT_OK)
         return move_reply(s, k, CODEC_S_LEADER_TRANSFER_FAILED), CONN_FRAME_DONE;
     s->move = (struct pending_move){.active = true, .sink = *k, .target = q->target_id};
+    shard_sink_hold(&s->move.sink);
     return CONN_FRAME_DONE;
 }
 
@@ -229,7 +227,6 @@ int shard_member_op(struct shard *s, struct sink *k, const struct codec_frame *f
         buf_init_dynamic(&tmp, 1024);
         int rc = f->opcode == CODEC_OP_MEMBER_LIST ? shard_member_list(s, &tmp, f)
                                                    : shard_endpoint_status(s, &tmp, f);
-        if (rc == 0 && k->kind == SINK_CONN) k->c->pending++;
         if (rc == 0) shard_sink_bytes(s, k, tmp.ptr, (u32)tmp.len);
         buf_free(&tmp);
         return rc == 0 ? CONN_FRAME_DONE : reply_error(s, k, (u16)rc, 0, NULL);

@@ -9,7 +9,6 @@
 #include "core/assert.h"
 #include "core/checksum.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,17 +164,8 @@ static bool parse_context(const struct raft_conf_change *cc, u32 *ipv4, u16 *por
     char ctx[RAFT_CONF_CONTEXT_MAX + 1];
     memcpy(ctx, cc->context, cc->context_len);
     ctx[cc->context_len] = '\0';
-    char *eq = strchr(ctx, '='), *url = eq ? eq + 1 : ctx;
-    if (strncmp(url, "http://", 7) == 0) url += 7;
-    char *colon = strrchr(url, ':');
-    if (!colon) return false;
-    *colon = '\0';
-    struct in_addr a;
-    unsigned long p = strtoul(colon + 1, NULL, 10);
-    if (inet_pton(AF_INET, url, &a) != 1 || p == 0 || p > 65535) return false;
-    *ipv4 = ntohl(a.s_addr);
-    *port = (u16)p;
-    return true;
+    const char *eq = strchr(ctx, '=');
+    return node_parse_peer_url(eq ? eq + 1 : ctx, ipv4, port) == 0;
 }
 
 void shard_peer_conf_change(struct shard *s, const struct raft_conf_change *cc)

@@ -27,14 +27,28 @@
 
 /* ---- sinks: where a reply built later goes -------------------------------------------------- */
 
-/* The buffer to build a sink's reply in: the connection's, or tmp. NULL: drop it (closed). */
+/* A request whose reply is built later (stored as a proposal, a read, a forward, a move) keeps
+ * its connection from being freed under it: counted in c->pending until the reply
+ * (sink_begin). A reply built at once needs no count. */
+void shard_sink_hold(struct sink *k)
+{
+    if (k->kind != SINK_CONN || k->held) return;
+    k->c->pending++;
+    k->held = true;
+}
+
+/* The buffer to build a sink's reply in: the connection's, or tmp (dropped: closed, or not a
+ * connection). */
 static struct buf *sink_begin(struct sink *k, struct buf *tmp)
 {
     buf_init_dynamic(tmp, 256);
     if (k->kind == SINK_CONN) {
         struct conn *c = k->c;
-        c->pending--;
-        conn_kick(c);
+        if (k->held) {
+            c->pending--;
+            conn_kick(c);
+            k->held = false;
+        }
         if (c->closing) return tmp;
         return conn_reply_begin(c);
     }
@@ -107,7 +121,6 @@ static void sink_exec(struct shard *s, struct sink *k, const struct codec_frame 
 void shard_exec_now(struct shard *s, struct sink *k, const struct codec_frame *f,
                     const union codec_msg_any *m)
 {
-    if (k->kind == SINK_CONN) k->c->pending++;
     struct exec_outcome o;
     sink_exec(s, k, f, m, &o);
 }
@@ -153,7 +166,6 @@ int shard_propose(struct shard *s, struct sink *k, const struct codec_frame *f, 
     u64 index = 0, term = 0;
     int rc = raft_propose(s->raft, data, (u32)body.len + 2, &index, &term);
     if (rc == RAFT_EBUSY || rc == RAFT_ENOMEM) return CONN_FRAME_AGAIN;
-    if (k->kind == SINK_CONN) k->c->pending++;
     if (rc != RAFT_OK) {
         u16 status = rc == RAFT_EINVALID ? CODEC_S_VALUE_TOO_LARGE : shard_not_leader_status(s);
         shard_sink_error(s, k, status, raft_leader(s->raft), raft_err_str(rc));
@@ -169,6 +181,7 @@ void shard_props_push(struct shard *s, u64 index, u64 term, const struct sink *k
     u32 at = (s->props_head + s->props_count) % SHARD_PROPOSALS_MAX;
     s->props[at] =
         (struct proposal){.index = index, .term = term, .sink = *k, .member_id = member_id};
+    shard_sink_hold(&s->props[at].sink);
     s->props_count++;
 }
 
@@ -271,8 +284,8 @@ int shard_read_linearizable(struct shard *s, struct sink *k, struct span raw)
     u64 off = b->frames.len;
     buf_put_bytes(&b->frames, raw.ptr, raw.len);
     if (!buf_ok(&b->frames)) return CONN_FRAME_AGAIN;
-    if (k->kind == SINK_CONN) k->c->pending++;
-    b->items[b->count++] = (struct read_item){.sink = *k, .off = (u32)off, .len = (u32)raw.len};
+    b->items[b->count] = (struct read_item){.sink = *k, .off = (u32)off, .len = (u32)raw.len};
+    shard_sink_hold(&b->items[b->count++].sink);
     return CONN_FRAME_DONE;
 }
 

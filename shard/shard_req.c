@@ -165,7 +165,7 @@ void shard_own_status(struct shard *s, struct codec_shard_status *out)
 }
 
 static int shard_status_encode(struct shard *s, struct conn *c, u64 request_id,
-                               const struct codec_shard_status *st, u32 count, u64 need_index)
+                               const struct codec_shard_status *st, u32 count)
 {
     struct buf *scratch = &s->x.scratch[2];
     struct codec_status_reply o;
@@ -182,7 +182,7 @@ static int shard_status_encode(struct shard *s, struct conn *c, u64 request_id,
         conn_close(c);
         return CONN_FRAME_CLOSE;
     }
-    conn_reply_end(c, need_index);
+    conn_reply_end(c, 0);
     return CONN_FRAME_DONE;
 }
 
@@ -356,7 +356,7 @@ static void gather_finish(struct shard *s, struct gather *g)
     conn_kick(c);
     if (c->closing) return gather_free(g);
     if (g->opcode == CODEC_OP_STATUS) {
-        shard_status_encode(s, c, g->request_id, g->status, g->parts_total, 0);
+        shard_status_encode(s, c, g->request_id, g->status, g->parts_total);
         return gather_free(g);
     }
     if (shard_is_member_op(g->opcode)) {
@@ -378,7 +378,7 @@ static void gather_finish(struct shard *s, struct gather *g)
                           conn_reply_begin(c)) != 0)
         conn_close(c);
     else
-        conn_reply_end(c, g->need_index);
+        conn_reply_end(c, 0);
     gather_free(g);
 }
 
@@ -537,7 +537,7 @@ int shard_on_frame(void *ctx, struct conn *c, const struct codec_frame *f, struc
         if (c->port_shard != CODEC_SHARD_NONE || s->node->config.shard_count == 1) {
             struct codec_shard_status st;
             shard_own_status(s, &st);
-            return shard_status_encode(s, c, f->request_id, &st, 1, 0);
+            return shard_status_encode(s, c, f->request_id, &st, 1);
         }
         return shard_gather_status(s, c, f);
     }
@@ -593,12 +593,8 @@ void shard_remote_reply(struct shard *s, u32 origin, u64 cookie, u8 *bytes, u32 
         s->rr = rr;
         s->rr_cap = cap;
     }
-    s->rr[s->rr_len++] = (struct remote_reply){.origin = origin,
-                                               .type = XMSG_FWD,
-                                               .cookie = cookie,
-                                               .bytes = bytes,
-                                               .len = len,
-                                               .need_index = 0};
+    s->rr[s->rr_len++] = (struct remote_reply){
+        .origin = origin, .type = XMSG_FWD, .cookie = cookie, .bytes = bytes, .len = len};
     s->rr_ready = true;
 }
 
@@ -638,11 +634,8 @@ int shard_xcore_handler(void *ctx, const struct xcore_msg *msg)
 
 void shard_release_remote(struct shard *s)
 {
-    u64 durable = shard_wal_durable(s);
-    /* Nothing became releasable since the last walk: skip it (the list holds every forwarded
-     * write waiting for this shard's fdatasync, hundreds under load). */
-    if (durable == s->rr_durable_seen && !s->rr_ready) return;
-    s->rr_durable_seen = durable;
+    /* Replies to other shards' requests, built at apply or at once: lent back through xcore. */
+    if (!s->rr_ready) return;
     s->rr_ready = false;
     u32 keep = 0;
     for (u32 i = 0; i < s->rr_len; i++) {
@@ -655,11 +648,11 @@ void shard_release_remote(struct shard *s)
                                 .len = r->len,
                                 .cookie = r->cookie,
                                 .ptr = r->bytes};
-        if (r->need_index <= durable && xcore_send(s->node->xcore, s->id, &msg, &ticket) == 0 &&
+        if (xcore_send(s->node->xcore, s->id, &msg, &ticket) == 0 &&
             lent_push(&s->lent_rep[r->origin], ticket, r->bytes))
             continue;
         s->rr[keep++] = *r;
-        if (r->need_index <= durable) s->rr_ready = true; /* xcore refused: retry next turn */
+        s->rr_ready = true; /* xcore refused: retry next turn */
     }
     s->rr_len = keep;
 }

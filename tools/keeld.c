@@ -140,14 +140,13 @@ static void parse_cluster(struct node_config *c, const char *initial_cluster,
     }
     if (node_config_cluster(c, initial_cluster, err, sizeof(err)) != 0) usage_error("%s", err);
     if (!listen_peer) return;
-    struct node_config probe = *c;
-    char self[128];
-    snprintf(self, sizeof(self), "%s=%s", c->name ? c->name : "default", listen_peer);
-    if (node_config_cluster(&probe, self, err, sizeof(err)) != 0) usage_error("%s", err);
-    u32 own_ipv4 = 0;
+    u32 ipv4 = 0, own_ipv4 = 0;
+    u16 port = 0;
+    if (node_parse_peer_url(listen_peer, &ipv4, &port) != 0)
+        usage_error("--listen-peer: '%s' is not an IPv4 host:port", listen_peer);
     for (u32 i = 0; i < c->member_count; i++)
         if (c->members[i].id == c->member_id) own_ipv4 = c->members[i].ipv4;
-    if (probe.peer_port != c->peer_port || probe.members[0].ipv4 != own_ipv4)
+    if (port != c->peer_port || ipv4 != own_ipv4)
         usage_error("--listen-peer %s differs from this member's URL in --initial-cluster",
                     listen_peer);
 }

@@ -8,14 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 void cluster_peer_url(const struct cluster *c, uint32_t i, char *out, size_t len)
 {
@@ -113,7 +106,7 @@ void cluster_kill9(struct cluster *c, uint32_t i)
     struct keeld_proc *p = &c->p[i];
     if (p->pid <= 0) return;
     kill(p->pid, SIGKILL);
-    while (keeld_alive(p)) sleep_ms(5);
+    while (keeld_alive(p)) keeld_sleep_ms(5);
     p->pid = 0;
 }
 
@@ -181,7 +174,7 @@ int cluster_wait_leaders(struct cluster *c, int timeout_ms)
             }
         }
         if (all) return 0;
-        sleep_ms(50);
+        keeld_sleep_ms(50);
     }
     fprintf(stderr, "cluster_proc: no agreed leader for every shard within %d ms\n", timeout_ms);
     return -1;
@@ -210,10 +203,11 @@ int cluster_wait_caught_up(struct cluster *c, uint32_t i, int timeout_ms)
     int64_t deadline = keeld_now_ms() + timeout_ms;
     for (uint16_t s = 0; s < c->shards; s++) {
         uint64_t commit = 0, applied = 0;
-        while (!indexes(c, i, s, &commit, &applied) && keeld_now_ms() < deadline) sleep_ms(50);
+        while (!indexes(c, i, s, &commit, &applied) && keeld_now_ms() < deadline)
+            keeld_sleep_ms(50);
         uint64_t target = commit;
         while (applied < target && keeld_now_ms() < deadline) {
-            sleep_ms(50);
+            keeld_sleep_ms(50);
             indexes(c, i, s, &commit, &applied);
         }
         if (applied < target) {

@@ -34,7 +34,7 @@ int64_t keeld_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void keeld_sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
@@ -179,7 +179,7 @@ static bool wait_ready(struct keeld_proc *p)
             if (++ready > p->shards) return true;
             continue;
         }
-        sleep_ms(20);
+        keeld_sleep_ms(20);
     }
     fprintf(stderr, "keeld_proc: keeld not ready after %d ms\n", KEELD_READY_MS);
     return false;
@@ -211,7 +211,7 @@ int keeld_start(struct keeld_proc *p)
             keeld_stop(p);
             break;
         }
-        sleep_ms(50); /* it exited (likely a port taken meanwhile): a new range */
+        keeld_sleep_ms(50); /* it exited (likely a port taken meanwhile): a new range */
     }
     fprintf(stderr, "keeld_proc: keeld did not start (data dir %s)\n", p->data_dir);
     return -1;
@@ -237,7 +237,7 @@ int keeld_stop(struct keeld_proc *p)
             waitpid(p->pid, &st, 0);
             break;
         }
-        sleep_ms(10);
+        keeld_sleep_ms(10);
     }
     p->pid = 0;
     return st;

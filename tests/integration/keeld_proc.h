@@ -56,5 +56,7 @@ uint16_t keeld_port_range_pick(uint32_t shards);
 int keeld_tcp_connect(uint16_t port);
 /* Milliseconds of a monotonic clock. */
 int64_t keeld_now_ms(void);
+/* Sleeps ms milliseconds. */
+void keeld_sleep_ms(int ms);
 
 #endif

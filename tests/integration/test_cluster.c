@@ -16,19 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define WRITERS     4
 #define ACKED_MAX   200000
 #define VALUE_BYTES 64
 #define WAIT_MS     30000
 static const char *const shard_prefix[2] = {"a", "z"};
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- writers -------------------------------------------------------------------------------- */
 
@@ -75,7 +68,7 @@ static void *writer_main(void *arg)
     for (uint32_t n = 0; !atomic_load(&l->stop) && n < ACKED_MAX; n++) {
         if (!k) k = cluster_client(l->c, -1);
         if (!k) {
-            sleep_ms(20);
+            keeld_sleep_ms(20);
             continue;
         }
         key_of(w->id, n, key, sizeof(key));
@@ -94,7 +87,7 @@ static void *writer_main(void *arg)
                 keel_close(k);
                 k = NULL;
             }
-            sleep_ms(5);
+            keeld_sleep_ms(5);
         }
     }
     if (k) keel_close(k);
@@ -134,7 +127,7 @@ static void load_progress(struct load *l, int64_t after_ms)
         if (atomic_load(&l->last_issue_ms[0]) > after_ms &&
             atomic_load(&l->last_issue_ms[1]) > after_ms)
             return;
-        sleep_ms(10);
+        keeld_sleep_ms(10);
     }
     cr_assert_fail("writes did not resume on both shards");
 }
@@ -191,7 +184,7 @@ Test(cluster, failover_of_each_group)
         cluster_kill9(&c, (uint32_t)leader);
         int64_t deadline = kill_ms + WAIT_MS;
         while (atomic_load(&l->first_ack_after_ms[g]) == 0 && keeld_now_ms() < deadline)
-            sleep_ms(5);
+            keeld_sleep_ms(5);
         int64_t acked = atomic_load(&l->first_ack_after_ms[g]);
         cr_assert(acked > 0, "no write on shard %u was acknowledged after killing its leader", g);
         printf("failover: shard %u, leader %s killed: first write acknowledged by a new leader "
@@ -263,7 +256,7 @@ static void write_keys(struct cluster *c, const char *tag, uint32_t count, size_
                 k = cluster_client(c, -1);
                 cr_assert(k != NULL);
             }
-            sleep_ms(20);
+            keeld_sleep_ms(20);
         }
         cr_assert_eq(rc, KEEL_STATUS_OK, "put %s: %d", key, rc);
     }
@@ -333,7 +326,7 @@ static void member_add(struct cluster *c, uint32_t i)
     int rc = KEEL_STATUS_CONF_CHANGE_PENDING;
     for (int t = 0; t < 50 && rc == KEEL_STATUS_CONF_CHANGE_PENDING; t++) {
         rc = keel_member_add(k, &a, &r);
-        if (rc == KEEL_STATUS_CONF_CHANGE_PENDING) sleep_ms(100);
+        if (rc == KEEL_STATUS_CONF_CHANGE_PENDING) keeld_sleep_ms(100);
     }
     cr_assert_eq(rc, KEEL_STATUS_OK, "member add %s: %d", c->name[i], rc);
     cr_assert_eq(r.u.members.member_id, c->member_id[i], "the new member's id is its name's");
@@ -359,7 +352,7 @@ static void member_change(struct cluster *c, bool promote, uint64_t id)
             k = cluster_client(c, -1);
             cr_assert(k != NULL);
         }
-        sleep_ms(100);
+        keeld_sleep_ms(100);
     }
     cr_assert_eq(rc, KEEL_STATUS_OK, "member %s %016llx: %d", promote ? "promote" : "remove",
                  (unsigned long long)id, rc);
@@ -427,7 +420,7 @@ Test(cluster, move_leader_and_endpoint_status)
         cr_assert_eq(r.u.endpoint_status.shards_len, 2);
         sr = &r.u.endpoint_status.shards[0];
         if (sr->leader_id == c.member_id[to] && sr->progress_len == 2) break;
-        sleep_ms(25);
+        keeld_sleep_ms(25);
     }
     cr_assert_eq(sr->leader_id, c.member_id[to]);
     cr_assert_eq(sr->role, KEEL_ROLE_LEADER);
