@@ -5,18 +5,16 @@
  * (errors, STATUS, SHARD_MAP, HELLO).
  *
  * This is the request semantics of proto-spec/protocol.md (PUT, RANGE,
- * DELETE_RANGE, TXN, COMPACT) in one place, with no I/O: the shard runtime
- * (shard/shard.c) decodes a frame, calls exec_request, logs the request body
- * to the WAL when the outcome says it wrote, and sends the reply once the
- * WAL says it is durable. Recovery feeds every logged body back through
- * exec_replay, which reaches the same state because execution is a pure
- * function of the store's state and the request.
+ * DELETE_RANGE, TXN, COMPACT) in one place, with no I/O. Since replication the
+ * shard runtime proposes every write's body to its Raft group and calls
+ * exec_request when the entry is applied, on every member (shard/shard_raft.c):
+ * execution is a pure function of the store's state and the request, so every
+ * member reaches the same state, and a request that fails fails everywhere.
+ * Reads call exec_request at once or after a read-index round.
  *
- * The WAL payload of a write is exactly the request body as it came off the
- * wire (protocol.md's byte tables); the WAL record type is the opcode. Only
- * requests that changed the store are logged: a PUT, a DELETE_RANGE that
- * deleted something, a TXN whose branch wrote, and every COMPACT that
- * started.
+ * exec_replay re-executes a write that is known to have written (the
+ * single-node WAL of before replication logged only those); the server no
+ * longer calls it, the tests of exec still do.
  *
  * Contract:
  *  - Single-threaded: the shard thread that owns the store.

@@ -1,7 +1,8 @@
 /*
- * shard_io.c — a shard's WAL: recovery on start (snapshot, then replay of every later record
- * through exec_replay), appends of the writes a turn executed, and the group commit at the end
- * of the turn. See docs/architecture.md, "Durability".
+ * shard_io.c — a shard's WAL, which is its Raft log: opening it at start (the snapshot first;
+ * shard_raft_boot.c reads the entries after it into raft), appends of the entries each ready
+ * hands out, the group commit at the end of the turn, the spare segment, and restarting the
+ * WAL after a snapshot from the leader. See docs/architecture.md, "Replication".
  */
 #include "shard/shard_int.h"
 
