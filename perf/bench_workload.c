@@ -4,8 +4,11 @@
  */
 #include "perf/bench_workload.h"
 
+#include "perf/bench_driver.h"
+
 #include "core/assert.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,11 +22,18 @@ static const char bench_usage[] =
     "usage: keelbench --endpoints HOST:PORT[,HOST:PORT...] --op put|get|mixed --conns N\n"
     "                 --depth N --keys N --key-size B --value-size B --duration S\n"
     "                 (or --requests N) [options]\n"
+    "  --system S         keel (default), etcd or zookeeper: the driver\n"
     "  --endpoints LIST   servers, numeric IPv4 (connection i prefers entry i % count)\n"
-    "  --op OP            put, get or mixed (default put)\n"
+    "  --op OP            put, get, mixed, or load (write every key once, measured)\n"
     "  --conns N          connections (default 1)\n"
     "  --depth N          outstanding requests per connection (default 1)\n"
-    "  --keys N           distinct keys, chosen uniformly (default 10000)\n"
+    "  --keys N           distinct keys (default 10000)\n"
+    "  --dist D           uniform (default) or zipfian: how a request picks its key\n"
+    "  --zipf-theta F     zipfian skew in (0, 1) (default 0.99)\n"
+    "  --serializable     gets are serializable (default linearizable)\n"
+    "  --rate R           fixed rate: R requests/s in all (open loop; latency counts from\n"
+    "                     each request's scheduled time, so queueing is measured)\n"
+    "  --server-pids L    PID[,PID...]: report the CPU seconds they used in the run\n"
     "  --key-size B       bytes per key, printable (default 16)\n"
     "  --value-size B     bytes per value, random printable (default 256)\n"
     "  --duration S       measured seconds (default 10)\n"
@@ -43,6 +53,12 @@ static const char bench_usage[] =
 
 enum {
     OPT_ENDPOINTS = 256,
+    OPT_SYSTEM,
+    OPT_DIST,
+    OPT_ZIPF_THETA,
+    OPT_SERIALIZABLE,
+    OPT_RATE,
+    OPT_SERVER_PIDS,
     OPT_OP,
     OPT_CONNS,
     OPT_DEPTH,
@@ -63,6 +79,12 @@ enum {
 
 static const struct option bench_options[] = {
     {"endpoints", required_argument, NULL, OPT_ENDPOINTS},
+    {"system", required_argument, NULL, OPT_SYSTEM},
+    {"dist", required_argument, NULL, OPT_DIST},
+    {"zipf-theta", required_argument, NULL, OPT_ZIPF_THETA},
+    {"serializable", no_argument, NULL, OPT_SERIALIZABLE},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"server-pids", required_argument, NULL, OPT_SERVER_PIDS},
     {"op", required_argument, NULL, OPT_OP},
     {"conns", required_argument, NULL, OPT_CONNS},
     {"depth", required_argument, NULL, OPT_DEPTH},
@@ -127,16 +149,61 @@ static int parse_op(const char *s, enum bench_op *out, FILE *err)
         *out = BENCH_OP_GET;
     } else if (strcmp(s, "mixed") == 0) {
         *out = BENCH_OP_MIXED;
+    } else if (strcmp(s, "load") == 0) {
+        *out = BENCH_OP_LOAD;
     } else {
-        fprintf(err, "keelbench: --op %s: expected put, get or mixed\n", s);
+        fprintf(err, "keelbench: --op %s: expected put, get, mixed or load\n", s);
         return 1;
     }
     return 0;
 }
 
+static int parse_system(const char *s, const char **out, FILE *err)
+{
+    if (strcmp(s, "zk") == 0) s = "zookeeper";
+    if (strcmp(s, "keel") != 0 && strcmp(s, "etcd") != 0 && strcmp(s, "zookeeper") != 0) {
+        fprintf(err, "keelbench: --system %s: expected keel, etcd or zookeeper\n", s);
+        return 1;
+    }
+    *out = s;
+    return 0;
+}
+
+static int parse_dist(const char *s, enum bench_dist *out, FILE *err)
+{
+    if (strcmp(s, "uniform") == 0) {
+        *out = BENCH_DIST_UNIFORM;
+    } else if (strcmp(s, "zipfian") == 0) {
+        *out = BENCH_DIST_ZIPFIAN;
+    } else {
+        fprintf(err, "keelbench: --dist %s: expected uniform or zipfian\n", s);
+        return 1;
+    }
+    return 0;
+}
+
+/* "PID[,PID...]", each a positive integer. */
+static int parse_pids(const char *s, FILE *err)
+{
+    const char *p = s;
+    for (;;) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno != 0 || end == p || v <= 0 || (*end != ',' && *end != 0)) {
+            fprintf(err, "keelbench: --server-pids %s: expected PID[,PID...]\n", s);
+            return 1;
+        }
+        if (*end == 0) return 0;
+        p = end + 1;
+    }
+}
+
 static void config_defaults(struct bench_config *c)
 {
     memset(c, 0, sizeof(*c));
+    c->system = "keel";
+    c->zipf_theta = 0.99;
     c->op = BENCH_OP_PUT;
     c->conns = 1;
     c->depth = 1;
@@ -159,6 +226,20 @@ static int parse_one(struct bench_config *c, int opt, const char *arg, bool *dur
     case OPT_ENDPOINTS:
         c->endpoints = arg;
         return 0;
+    case OPT_SYSTEM:
+        return parse_system(arg, &c->system, err);
+    case OPT_DIST:
+        return parse_dist(arg, &c->dist, err);
+    case OPT_ZIPF_THETA:
+        return parse_double("zipf-theta", arg, 0.01, 0.999, &c->zipf_theta, err);
+    case OPT_SERIALIZABLE:
+        c->serializable = true;
+        return 0;
+    case OPT_RATE:
+        return parse_double("rate", arg, 1.0, 1e9, &c->rate_ops_s, err);
+    case OPT_SERVER_PIDS:
+        c->server_pids = arg;
+        return parse_pids(arg, err);
     case OPT_OP:
         return parse_op(arg, &c->op, err);
     case OPT_CONNS:
@@ -258,6 +339,8 @@ const char *bench_op_name(enum bench_op op)
         return "get";
     case BENCH_OP_MIXED:
         return "mixed";
+    case BENCH_OP_LOAD:
+        return "load";
     }
     UNREACHABLE();
 }
@@ -355,6 +438,7 @@ enum bench_kind bench_next_kind(const struct bench_config *c, struct bench_rng *
 {
     switch (c->op) {
     case BENCH_OP_PUT:
+    case BENCH_OP_LOAD:
         return BENCH_KIND_PUT;
     case BENCH_OP_GET:
         return BENCH_KIND_GET;
@@ -444,4 +528,35 @@ void bench_report_latency(const struct bench_config *c, const struct bench_resul
     if (r->fsync != NULL) fsync_compare_print(r, out, true);
     fputc('\n', out);
     fflush(out);
+}
+
+/* ---- endpoints -------------------------------------------------------------------------- */
+
+int bench_endpoint(const char *endpoints, u32 i, char *host, size_t host_len, u16 *port)
+{
+    ASSERT(endpoints != NULL && host != NULL && host_len > 0 && port != NULL);
+    u32 count = 1;
+    for (const char *p = endpoints; *p != 0; p++) count += *p == ',';
+    const char *start = endpoints;
+    for (u32 k = 0; k < i % count; k++) start = strchr(start, ',') + 1;
+    const char *end = strchr(start, ',');
+    size_t len = end != NULL ? (size_t)(end - start) : strlen(start);
+    const char *colon = memchr(start, ':', len);
+    if (colon == NULL || (size_t)(colon - start) >= host_len || colon == start) return -1;
+    size_t host_bytes = (size_t)(colon - start);
+    memcpy(host, start, host_bytes);
+    host[host_bytes] = 0;
+    struct in_addr a;
+    if (inet_pton(AF_INET, host, &a) != 1) return -1;
+    u64 v = 0;
+    const char *p = colon + 1;
+    if (p == start + len) return -1;
+    for (; p < start + len; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (u64)(*p - '0');
+        if (v > 65535) return -1;
+    }
+    if (v == 0) return -1;
+    *port = (u16)v;
+    return 0;
 }

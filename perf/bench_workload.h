@@ -35,7 +35,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-enum bench_op { BENCH_OP_PUT = 0, BENCH_OP_GET = 1, BENCH_OP_MIXED = 2 };
+/* load: only the preload (every key written once, BENCH_REQ_LOAD), measured as the run. */
+enum bench_op { BENCH_OP_PUT = 0, BENCH_OP_GET = 1, BENCH_OP_MIXED = 2, BENCH_OP_LOAD = 3 };
+enum bench_dist { BENCH_DIST_UNIFORM = 0, BENCH_DIST_ZIPFIAN = 1 };
 enum bench_kind { BENCH_KIND_PUT = 0, BENCH_KIND_GET = 1, BENCH_KINDS = 2 };
 
 #define BENCH_CONNS_MAX      4096u
@@ -46,6 +48,7 @@ enum bench_kind { BENCH_KIND_PUT = 0, BENCH_KIND_GET = 1, BENCH_KINDS = 2 };
 #define BENCH_HEX_DIGITS_MAX 16u /* a key's index part: up to 16 hex digits (64 bits) */
 
 struct bench_config {
+    const char *system;    /* "keel" (default), "etcd" or "zookeeper": the driver */
     const char *endpoints; /* "HOST:PORT[,HOST:PORT...]" */
     enum bench_op op;
     u32 conns, depth, threads;
@@ -56,6 +59,11 @@ struct bench_config {
     u64 requests;      /* > 0: measured requests in total instead of duration_s */
     double warmup_s;
     u64 seed;
+    bool serializable;           /* gets: serializable instead of linearizable */
+    enum bench_dist dist;        /* how a request picks its key index */
+    double zipf_theta;           /* zipfian: skew in (0, 1) (YCSB's 0.99 by default) */
+    double rate_ops_s;           /* > 0: fixed rate (open loop), all threads together */
+    const char *server_pids;     /* "PID[,PID...]": their CPU seconds are reported; or NULL */
     bool shard_aware;            /* driver option (libkeel's shard_aware) */
     bool preload;                /* get/mixed: put every key before measuring */
     const char *fsync_probe_dir; /* NULL: no probe */
