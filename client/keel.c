@@ -533,6 +533,11 @@ static void poll_dispatch(keel_client *const *clients, const struct pollfd *pfd,
 
 int keel_poll_many(keel_client *const *clients, int count, int timeout_ms)
 {
+    return keel_poll_many_us(clients, count, timeout_ms < 0 ? -1 : (int64_t)timeout_ms * 1000);
+}
+
+int keel_poll_many_us(keel_client *const *clients, int count, int64_t timeout_us)
+{
     if (count < 0 || (clients == NULL && count > 0)) return KEEL_STATUS_ARG;
     for (int i = 0; i < count; i++) {
         if (clients[i] == NULL) continue;
@@ -556,7 +561,9 @@ int keel_poll_many(keel_client *const *clients, int count, int timeout_ms)
     }
     size_t n = poll_prepare(clients, count, pfd, own, cap);
     int rc = n == 0 ? KEEL_STATUS_CLOSED : 0;
-    if (n > 0 && poll(pfd, (nfds_t)n, timeout_ms) > 0) poll_dispatch(clients, pfd, own, n);
+    struct timespec ts = {.tv_sec = timeout_us / 1000000, .tv_nsec = (timeout_us % 1000000) * 1000};
+    if (n > 0 && ppoll(pfd, (nfds_t)n, timeout_us < 0 ? NULL : &ts, NULL) > 0)
+        poll_dispatch(clients, pfd, own, n);
     if (pfd != pfd_stack) {
         free(pfd);
         free(own);

@@ -529,6 +529,9 @@ int keel_poll(keel_client *c, int timeout_ms);
  * skipped; a client must appear at most once; every client must belong to the calling
  * thread for the call. */
 int keel_poll_many(keel_client *const *clients, int count, int timeout_ms);
+/* keel_poll_many with the wait in microseconds (-1: no limit), for load generators that
+ * keep a schedule finer than a millisecond. */
+int keel_poll_many_us(keel_client *const *clients, int count, int64_t timeout_us);
 /* Requests submitted and not yet called back. */
 uint32_t keel_pending(const keel_client *c);
 

@@ -34,6 +34,7 @@ static const char bench_usage[] =
     "  --rate R           fixed rate: R requests/s in all (open loop; latency counts from\n"
     "                     each request's scheduled time, so queueing is measured)\n"
     "  --server-pids L    PID[,PID...]: report the CPU seconds they used in the run\n"
+    "  --cdf-out FILE     write the latency distribution (percentile, ms) to FILE\n"
     "  --key-size B       bytes per key, printable (default 16)\n"
     "  --value-size B     bytes per value, random printable (default 256)\n"
     "  --duration S       measured seconds (default 10)\n"
@@ -48,8 +49,8 @@ static const char bench_usage[] =
     "                     the server's data directory) and compare put p50 with it\n"
     "  --help             this text\n"
     "The last line of output is machine-readable:\n"
-    "  summary: op=put ops_s=X p50_ms=X p99_ms=X p999_ms=X max_ms=X errors=N\n"
-    "    [fsync_p50_ms=X put_p50_vs_fdatasync=X]\n";
+    "  summary: system=S op=OP ops_s=X p50_ms=X p90_ms=X p99_ms=X p999_ms=X max_ms=X\n"
+    "    errors=N [server_cpu_s=X ops_per_cpu_s=X] [fsync_p50_ms=X put_p50_vs_fdatasync=X]\n";
 
 enum {
     OPT_ENDPOINTS = 256,
@@ -59,6 +60,7 @@ enum {
     OPT_SERIALIZABLE,
     OPT_RATE,
     OPT_SERVER_PIDS,
+    OPT_CDF_OUT,
     OPT_OP,
     OPT_CONNS,
     OPT_DEPTH,
@@ -85,6 +87,7 @@ static const struct option bench_options[] = {
     {"serializable", no_argument, NULL, OPT_SERIALIZABLE},
     {"rate", required_argument, NULL, OPT_RATE},
     {"server-pids", required_argument, NULL, OPT_SERVER_PIDS},
+    {"cdf-out", required_argument, NULL, OPT_CDF_OUT},
     {"op", required_argument, NULL, OPT_OP},
     {"conns", required_argument, NULL, OPT_CONNS},
     {"depth", required_argument, NULL, OPT_DEPTH},
@@ -240,6 +243,9 @@ static int parse_one(struct bench_config *c, int opt, const char *arg, bool *dur
     case OPT_SERVER_PIDS:
         c->server_pids = arg;
         return parse_pids(arg, err);
+    case OPT_CDF_OUT:
+        c->cdf_out = arg;
+        return 0;
     case OPT_OP:
         return parse_op(arg, &c->op, err);
     case OPT_CONNS:
@@ -353,14 +359,19 @@ void bench_config_print(const struct bench_config *c, FILE *out)
     else
         snprintf(run, sizeof(run), "duration_s=%g", c->duration_s);
     fprintf(out,
-            "keelbench: endpoints=%s op=%s conns=%u depth=%u threads=%u keys=%" PRIu64
-            " key_size=%u value_size=%u",
-            c->endpoints, bench_op_name(c->op), c->conns, c->depth, c->threads, c->keys,
-            c->key_size_bytes, c->value_size_bytes);
+            "keelbench: system=%s endpoints=%s op=%s conns=%u depth=%u threads=%u keys=%" PRIu64
+            " key_size=%u value_size=%u dist=%s",
+            c->system, c->endpoints, bench_op_name(c->op), c->conns, c->depth, c->threads, c->keys,
+            c->key_size_bytes, c->value_size_bytes,
+            c->dist == BENCH_DIST_ZIPFIAN ? "zipfian" : "uniform");
+    if (c->dist == BENCH_DIST_ZIPFIAN) fprintf(out, " zipf_theta=%g", c->zipf_theta);
     if (c->op == BENCH_OP_MIXED) fprintf(out, " read_ratio=%g", c->read_ratio);
+    if (c->op == BENCH_OP_GET || c->op == BENCH_OP_MIXED)
+        fprintf(out, " reads=%s", c->serializable ? "serializable" : "linearizable");
+    if (c->rate_ops_s > 0) fprintf(out, " rate_ops_s=%g", c->rate_ops_s);
     fprintf(out, " %s warmup_s=%g seed=%" PRIu64 " shard_aware=%s preload=%s\n", run, c->warmup_s,
             c->seed, c->shard_aware ? "yes" : "no",
-            c->op != BENCH_OP_PUT && c->preload ? "yes" : "no");
+            c->op != BENCH_OP_LOAD && c->preload ? "yes" : "no");
 }
 
 /* ---- generator -------------------------------------------------------------------------- */
@@ -448,6 +459,43 @@ enum bench_kind bench_next_kind(const struct bench_config *c, struct bench_rng *
     UNREACHABLE();
 }
 
+/* ---- zipfian ---------------------------------------------------------------------------- */
+
+/* Gray et al., "Quickly generating billion-record synthetic databases" (SIGMOD 1994), as
+ * YCSB uses it: zeta(n) is summed once at init (O(n)), each draw is O(1). */
+void bench_zipf_init(struct bench_zipf *z, u64 n, double theta)
+{
+    ASSERT(z != NULL && n >= 1 && theta > 0.0 && theta < 1.0);
+    double zetan = 0.0;
+    for (u64 i = 1; i <= n; i++) zetan += 1.0 / pow((double)i, theta);
+    double zeta2 = 1.0 + 1.0 / pow(2.0, theta);
+    z->n = n;
+    z->theta = theta;
+    z->zetan = zetan;
+    z->alpha = 1.0 / (1.0 - theta);
+    z->half_pow_theta = 1.0 + pow(0.5, theta);
+    z->eta = (1.0 - pow(2.0 / (double)n, 1.0 - theta)) / (1.0 - zeta2 / zetan);
+}
+
+u64 bench_zipf_next(const struct bench_zipf *z, struct bench_rng *r)
+{
+    double u = bench_rng_unit(r);
+    double uz = u * z->zetan;
+    if (uz < 1.0) return 0;
+    if (uz < z->half_pow_theta || z->n < 3) return z->n > 1 ? 1 : 0;
+    u64 v = (u64)((double)z->n * pow(z->eta * u - z->eta + 1.0, z->alpha));
+    return v < z->n ? v : z->n - 1;
+}
+
+u64 bench_next_index(const struct bench_config *c, const struct bench_zipf *z, struct bench_rng *r)
+{
+    if (c->dist == BENCH_DIST_ZIPFIAN) {
+        ASSERT(z != NULL && z->n == c->keys);
+        return bench_zipf_next(z, r);
+    }
+    return bench_rng_below(r, c->keys);
+}
+
 /* ---- report ----------------------------------------------------------------------------- */
 
 static double ns_to_ms(u64 ns)
@@ -519,12 +567,20 @@ void bench_report_latency(const struct bench_config *c, const struct bench_resul
     }
     latency_print(out, bench_op_name(c->op), r->all);
     if (r->fsync != NULL) fsync_compare_print(r, out, false);
+    if (r->server_cpu_s >= 0)
+        fprintf(out, "server CPU: %.2f s (%s), %.0f ops per CPU second\n", r->server_cpu_s,
+                c->server_pids, r->server_cpu_s > 0 ? (double)r->ops / r->server_cpu_s : 0.0);
     fprintf(out,
-            "summary: op=%s ops_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f "
-            "errors=%" PRIu64,
-            bench_op_name(c->op), report_ops_s(r), ns_to_ms(bench_hist_percentile(r->all, 50.0)),
+            "summary: system=%s op=%s ops_s=%.0f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
+            "p999_ms=%.3f max_ms=%.3f errors=%" PRIu64,
+            c->system, bench_op_name(c->op), report_ops_s(r),
+            ns_to_ms(bench_hist_percentile(r->all, 50.0)),
+            ns_to_ms(bench_hist_percentile(r->all, 90.0)),
             ns_to_ms(bench_hist_percentile(r->all, 99.0)),
             ns_to_ms(bench_hist_percentile(r->all, 99.9)), ns_to_ms(r->all->max), r->errors);
+    if (r->server_cpu_s >= 0)
+        fprintf(out, " server_cpu_s=%.2f ops_per_cpu_s=%.0f", r->server_cpu_s,
+                r->server_cpu_s > 0 ? (double)r->ops / r->server_cpu_s : 0.0);
     if (r->fsync != NULL) fsync_compare_print(r, out, true);
     fputc('\n', out);
     fflush(out);

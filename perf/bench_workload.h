@@ -64,6 +64,7 @@ struct bench_config {
     double zipf_theta;           /* zipfian: skew in (0, 1) (YCSB's 0.99 by default) */
     double rate_ops_s;           /* > 0: fixed rate (open loop), all threads together */
     const char *server_pids;     /* "PID[,PID...]": their CPU seconds are reported; or NULL */
+    const char *cdf_out;         /* write "percentile latency_ms" lines here; or NULL */
     bool shard_aware;            /* driver option (libkeel's shard_aware) */
     bool preload;                /* get/mixed: put every key before measuring */
     const char *fsync_probe_dir; /* NULL: no probe */
@@ -101,6 +102,17 @@ void bench_key(const struct bench_config *c, u64 index, char *dst);
 u32 bench_key_digits(const struct bench_config *c);
 /* Fills pool with len random printable bytes. */
 void bench_fill_printable(struct bench_rng *r, char *pool, size_t len);
+/* Zipfian key indexes in [0, n) (index 0 the most popular), YCSB's generator. bench_key
+ * scrambles indexes into keys, so the hot keys spread over the key space. */
+struct bench_zipf {
+    u64 n;
+    double theta, zetan, alpha, eta, half_pow_theta;
+};
+void bench_zipf_init(struct bench_zipf *z, u64 n, double theta);
+u64 bench_zipf_next(const struct bench_zipf *z, struct bench_rng *r);
+/* The key index of the next request under c->dist (z: bench_zipf_init(c->keys), or NULL for
+ * uniform). */
+u64 bench_next_index(const struct bench_config *c, const struct bench_zipf *z, struct bench_rng *r);
 /* The operation of the next request under c->op and c->read_ratio. */
 enum bench_kind bench_next_kind(const struct bench_config *c, struct bench_rng *r);
 
@@ -113,6 +125,7 @@ struct bench_result {
     u64 errors;                           /* failed requests, every phase */
     double elapsed_s;                     /* the measured run */
     const struct bench_hist *fsync;       /* NULL without --fsync-probe */
+    double server_cpu_s;                  /* --server-pids: their CPU seconds; else < 0 */
 };
 
 /* The progress line (a terminal only): "\r" elapsed, ops so far, current ops/s. */
