@@ -1,26 +1,28 @@
 /*
- * bench_workload.h — the workload model of keel's load generators, independent of the
- * system under test: settings and their command line, the key space, values, the
- * operation mix, a seeded generator, and the final report. keelbench.c drives keel with
- * it; drivers for ZooKeeper and etcd are to reuse it unchanged, so that every system
- * runs the same workload and prints the same report.
+ * bench_workload.h — the workload model of keelbench, independent of the system under
+ * test: settings and their command line, the key space, values, the operation mix, key
+ * distributions, a seeded generator, and the final report. The engine (bench_engine.h) runs
+ * it against keel, etcd or ZooKeeper through a driver (bench_driver.h), so every system
+ * sees the same workload and prints the same report.
  *
  * The model (keelbench --help prints the options):
- *  - conns connections, each with depth requests outstanding at all times (closed loop:
- *    a completed request is replaced at once), spread over threads load-generator
- *    threads (connection i belongs to thread i % threads).
+ *  - conns connections, each with up to depth requests outstanding, spread over threads
+ *    load-generator threads (connection i belongs to thread i % threads). Closed loop by
+ *    default (a completed request is replaced at once); --rate R sends R requests/s on a
+ *    fixed schedule instead (open loop, latency from the scheduled time).
  *  - Keys: keys distinct keys of exactly key_size printable bytes, derived from the key
  *    index alone (bench_key), so every thread and every system computes the same key
- *    for an index. Each request picks its index uniformly at random.
+ *    for an index. A request picks its index uniformly, or zipfian (YCSB's generator,
+ *    skew zipf_theta; the key scramble spreads the hot indexes over the key space).
  *  - Values: value_size random printable bytes, a window at a random offset of a
  *    per-thread pool made at start (no per-request generation, no allocation).
- *  - Operations: put, get (a linearizable single-key read), or mixed (each request a get
- *    with probability read_ratio, else a put).
- *  - Phases: preload (get and mixed, unless --no-preload: every key is put once, not
- *    measured), warmup (warmup_s seconds of load, not measured), then the measured run:
- *    duration_s seconds, or until requests requests (all threads together) were
- *    submitted. Requests in flight at the end are waited for and measured.
- *  - Latency is per request, from just before submit to its completion callback, on
+ *  - Operations: put, get (linearizable, or serializable with --serializable), mixed (a
+ *    get with probability read_ratio, else a put), or load (write every key once).
+ *  - Phases: preload (every key written once, not measured; unless --no-preload; it is
+ *    the measured run itself for load), warmup (warmup_s seconds of load, not measured),
+ *    then the measured run: duration_s seconds, or until requests requests (all threads
+ *    together) were submitted. Requests in flight at the end are waited for and measured.
+ *  - Latency is per request, up to its completion as the driver saw it, on
  *    CLOCK_MONOTONIC, in a bench_hist (bench_stats.h) per thread and per operation,
  *    merged at the end. Failed requests count as errors, not as latencies or ops.
  *  - ops/s = successful measured requests / (time of the last measured completion -

@@ -92,3 +92,31 @@ Test(bench_workload, command_line)
     const char *help[] = {"keelbench", "--help"};
     cr_assert_eq(parse(&c, 2, help), 2);
 }
+
+Test(bench_workload, command_line_systems_and_loops)
+{
+    struct bench_config c;
+    const char *zk[] = {"keelbench", "--system",       "zk",     "--endpoints", "127.0.0.1:1",
+                        "--dist",    "zipfian",        "--rate", "5000",        "--server-pids",
+                        "1,2",       "--serializable", "--op",   "load"};
+    cr_assert_eq(parse(&c, 14, zk), 0);
+    cr_assert_str_eq(c.system, "zookeeper");
+    cr_assert_eq(c.dist, BENCH_DIST_ZIPFIAN);
+    cr_assert_float_eq(c.rate_ops_s, 5000.0, 1e-9);
+    cr_assert_str_eq(c.server_pids, "1,2");
+    cr_assert(c.serializable);
+    cr_assert_eq(c.op, BENCH_OP_LOAD);
+    const char *defaults[] = {"keelbench", "--endpoints", "127.0.0.1:1"};
+    cr_assert_eq(parse(&c, 3, defaults), 0);
+    cr_assert_str_eq(c.system, "keel");
+    cr_assert_eq(c.dist, BENCH_DIST_UNIFORM);
+    cr_assert_float_eq(c.rate_ops_s, 0.0, 1e-9);
+    const char *bad_system[] = {"keelbench", "--endpoints", "x", "--system", "redis"};
+    cr_assert_eq(parse(&c, 5, bad_system), 1);
+    const char *bad_dist[] = {"keelbench", "--endpoints", "x", "--dist", "normal"};
+    cr_assert_eq(parse(&c, 5, bad_dist), 1);
+    const char *bad_pids[] = {"keelbench", "--endpoints", "x", "--server-pids", "1,x"};
+    cr_assert_eq(parse(&c, 5, bad_pids), 1);
+    const char *bad_rate[] = {"keelbench", "--endpoints", "x", "--rate", "0"};
+    cr_assert_eq(parse(&c, 5, bad_rate), 1);
+}
