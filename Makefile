@@ -5,7 +5,8 @@
 #   make test-tsan      the threaded tests (test_xcore, keeld under load) under ThreadSanitizer
 #   make sim SEEDS=100000 [STEPS=2000] [NODES=3|5] [FIRST=1]
 #                       the deterministic simulation over many seeds (Release, JOBS at a time)
-#   make tidy | format | bench | clean
+#   make bench          engine_bench, then perf/compare.sh (keel, etcd and ZooKeeper, ~20 min)
+#   make tidy | format | clean
 JOBS  := $(shell nproc)
 BUILD := build
 ASAN  := build-asan
@@ -66,6 +67,7 @@ bench: release
 	@[ -x $(BUILD)/bin/engine_bench ] || \
 		{ echo "bench: $(BUILD)/bin/engine_bench was not built" >&2; exit 1; }
 	$(BUILD)/bin/engine_bench
+	bash perf/compare.sh --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN) $(TSAN)

@@ -1,0 +1,285 @@
+# compare_lib.sh — perf/compare.sh's clusters and cases (sourced by it, not run): packages and
+# shellcheck shell=bash disable=SC2034
+# build, the machine's description, starting and stopping one system's cluster by PID, one
+# keelbench run per case, the phases and the memory case.
+#
+# Set by compare.sh: BUILD SYSTEMS KEY_B VALUE_B DUR WARM KEYS MEM_KEYS PROBE_WRITES LOW HIGH
+# RATES PORT_* WORK RAW. Results land in:
+#   R[case/system]     keelbench's summary line ("summary: system=..."), or empty if it failed
+#   CMDS[case/system]  the keelbench command line as run (shell-quoted)
+#   M[system/key]      memory case: rss0_mb rss1_mb rss2_mb disk_mb recovery_s
+#   CLUSTER_CMDS       the cluster start commands, one per line
+#   FAILED             failed cases and clusters
+
+declare -A R CMDS M
+CLUSTER_CMDS=""
+FAILED=0
+CUR_SYS="" # the system whose cluster runs now ("" when none), its dir, endpoints and pids
+CUR_DIR=""
+EP=""
+PIDS_CSV=""
+KEEL_ARGS=(--shards 2 -- --split-keys 8) # keelbench's keys are hex: split the key space at 8
+
+PACKAGES=(etcd-server etcd-client zookeeper libzookeeper-mt-dev libnghttp2-dev gnuplot-nox)
+
+ensure_packages() {
+    local p missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    if ((EUID != 0)); then
+        echo "compare: missing Debian packages: ${missing[*]}; run as root, or:" \
+            "sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "compare: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y "${missing[@]}" >/dev/null ||
+        { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
+    INSTALLED_NOW=1 # keelbench built before the client libraries lacks the etcd/zk drivers
+}
+
+ensure_build() {
+    local bin=$BUILD/bin
+    if [[ -x $bin/keeld && -x $bin/keelbench && -x $bin/keelctl && -z ${INSTALLED_NOW:-} ]]; then
+        return 0
+    fi
+    echo "compare: building keel (Release) in $BUILD"
+    if [[ $BUILD == build ]]; then
+        make release >/dev/null
+    else
+        cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+        cmake --build "$BUILD" -j "$(nproc)" >/dev/null
+    fi
+}
+
+# Seconds (2 decimals) since the $EPOCHREALTIME value $1.
+since_s() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
+# Mean latency of one 256 B in-place write + O_DSYNC on the clusters' file system (dd).
+probe_dsync_ms() {
+    local f=$WORK/dsync-probe t0
+    dd if=/dev/zero of="$f" bs=256 count="$PROBE_WRITES" status=none && sync
+    t0=$EPOCHREALTIME
+    dd if=/dev/zero of="$f" bs=256 count="$PROBE_WRITES" oflag=dsync conv=notrunc status=none
+    awk -v a="$t0" -v b="$EPOCHREALTIME" -v n="$PROBE_WRITES" \
+        'BEGIN { printf "%.3f", (b - a) * 1000 / n }'
+    rm -f "$f"
+}
+
+# MACHINE and VERSIONS: markdown bullet lists for the results file.
+machine_info() {
+    local src fs dev
+    src=$(findmnt -no SOURCE -T "$WORK" 2>/dev/null | head -1 || echo unknown)
+    fs=$(findmnt -no FSTYPE,OPTIONS -T "$WORK" 2>/dev/null | head -1 | tr -s ' ' || true)
+    dev=$(basename "$src")
+    MACHINE="- CPUs: $(nproc) ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))
+- RAM: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+- kernel: $(uname -sr)
+- data dirs: $WORK, file system $fs on $src ($(lsblk -dno SIZE,TYPE "$src" 2>/dev/null |
+        tr -s ' ' || true), rotational=$(cat "/sys/block/$dev/queue/rotational" 2>/dev/null ||
+        echo '?'), driver $(basename "$(readlink -f "/sys/block/$dev/device/driver" 2>/dev/null)" \
+        2>/dev/null || echo '?')); every member of every cluster on this one device
+- fdatasync probe: $(probe_dsync_ms) ms mean per 256 B in-place write with O_DSYNC (dd, \
+$PROBE_WRITES writes); keelbench --fsync-probe in the seq_put case gives p50
+- load generator: keelbench on the same machine, --threads 2 (1 for 1-connection cases)"
+    VERSIONS="- keel: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)\
+$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)'), built in $BUILD
+- etcd: $(etcd --version 2>/dev/null | head -1 | sed 's/etcd Version: //' || echo missing) \
+(Debian etcd-server $(pkg_version etcd-server))
+- ZooKeeper: $(pkg_version zookeeper) ($(ls /usr/share/java/zookeeper-[0-9]*.jar 2>/dev/null |
+        head -1 || echo 'jar not found')); $(java -version 2>&1 | head -1)
+- gnuplot: $(gnuplot --version 2>/dev/null || echo missing)"
+}
+
+pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo missing; }
+
+# start_cluster SYSTEM MEMBERS: starts a fresh cluster in $WORK, sets EP, PIDS_CSV, CUR_*.
+start_cluster() {
+    local sys=$1 n=$2 out cmd
+    CUR_SYS=$sys
+    CUR_DIR=$WORK/$sys-$n
+    rm -rf "$CUR_DIR"
+    case $sys in
+    keel) cmd=(env "KEEL_BUILD=$BUILD" bash tools/local-cluster.sh start --nodes "$n"
+        --dir "$CUR_DIR" --base-port "$PORT_KEEL" "${KEEL_ARGS[@]}") ;;
+    etcd) cmd=(bash perf/anchor_etcd.sh start --dir "$CUR_DIR" --members "$n"
+        --base-port "$PORT_ETCD") ;;
+    zookeeper) cmd=(bash perf/anchor_zk.sh start --dir "$CUR_DIR" --members "$n"
+        --base-port "$PORT_ZK") ;;
+    esac
+    [[ $CLUSTER_CMDS == *"${cmd[*]}"* ]] || CLUSTER_CMDS+="${cmd[*]}"$'\n'
+    if ! out=$("${cmd[@]}" 2>&1); then
+        echo "compare: $sys: the $n-member cluster did not start:" >&2
+        tail -n 15 <<<"$out" >&2
+        FAILED=$((FAILED + 1))
+        stop_cluster
+        return 1
+    fi
+    EP=$(tail -1 <<<"$out")
+    read_pids
+    [[ $sys != keel || $n -eq 1 ]] || wait_balanced
+}
+
+read_pids() { PIDS_CSV=$(awk '{ print $2 }' "$CUR_DIR/pids" | paste -sd ,); }
+
+# keel moves leaders to spread its groups over the nodes a few seconds after a start; the
+# cases wait for that (up to 10 s) so that they measure the steady layout.
+wait_balanced() {
+    local t out
+    for ((t = 0; t < 50; t++)); do
+        out=$("$BUILD/bin/keelctl" --timeout 1000 --endpoints "$EP" endpoint status 2>/dev/null) ||
+            true
+        # Rows: endpoint, id, shard, role, ...: balanced when each shard's leader is elsewhere.
+        awk -F', ' '$4 == "leader" { if (!($1 in e)) n++; e[$1] = 1; s++ }
+            END { exit !(s > 0 && n == s) }' <<<"$out" && return 0
+        sleep 0.2
+    done
+}
+
+stop_cluster() {
+    [[ -n $CUR_SYS ]] || return 0
+    case $CUR_SYS in
+    keel) KEEL_BUILD=$BUILD bash tools/local-cluster.sh stop --dir "$CUR_DIR" >/dev/null 2>&1 ;;
+    etcd) bash perf/anchor_etcd.sh stop --dir "$CUR_DIR" >/dev/null 2>&1 ;;
+    zookeeper) bash perf/anchor_zk.sh stop --dir "$CUR_DIR" >/dev/null 2>&1 ;;
+    esac || echo "compare: stopping $CUR_SYS in $CUR_DIR failed" >&2
+    CUR_SYS=""
+    rm -rf "$CUR_DIR"
+}
+
+# restart_member: stops member 1 of the running cluster, starts it again on its data and
+# prints the seconds until the cluster serves again (keel: the whole start of its one node).
+restart_member() {
+    local t0 out
+    case $CUR_SYS in
+    keel)
+        KEEL_BUILD=$BUILD bash tools/local-cluster.sh stop --dir "$CUR_DIR" >/dev/null
+        t0=$EPOCHREALTIME
+        KEEL_BUILD=$BUILD bash tools/local-cluster.sh start --nodes 1 --dir "$CUR_DIR" \
+            --base-port "$PORT_KEEL" --timeout 300 "${KEEL_ARGS[@]}" >/dev/null &&
+            since_s "$t0"
+        ;;
+    etcd | zookeeper)
+        out=$(bash "perf/anchor_${CUR_SYS/zookeeper/zk}.sh" restart-member --dir "$CUR_DIR" \
+            --member 1) && sed -n 's/^recovery_s=//p' <<<"$out" | tail -1
+        ;;
+    esac
+}
+
+# Resident set of the running cluster's servers, in MB (MiB).
+rss_mb() {
+    local p kb=0
+    for p in ${PIDS_CSV//,/ }; do kb=$((kb + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status"))); done
+    awk -v k="$kb" 'BEGIN { printf "%.1f", k / 1024 }'
+}
+
+# run_case CASE ARGS...: keelbench against the running cluster with the suite's settings and
+# ARGS; keeps its summary line and command, prints a progress line. CASE_KEYS overrides KEYS.
+run_case() {
+    local name=$1 key=$1/$CUR_SYS out line; shift
+    local cmd=("$BUILD/bin/keelbench" --system "$CUR_SYS" --endpoints "$EP"
+        --keys "${CASE_KEYS:-$KEYS}" --key-size "$KEY_B" --value-size "$VALUE_B"
+        --server-pids "$PIDS_CSV" --cdf-out "$RAW/$name-$CUR_SYS.cdf" "$@")
+    [[ $CUR_SYS != keel ]] || cmd+=(--shard-aware)
+    CMDS[$key]=$(quote_cmd "${cmd[@]}")
+    R[$key]=""
+    out=$RAW/$name-$CUR_SYS.txt
+    if timeout -k 5 900 "${cmd[@]}" >"$out" 2>&1; then
+        line=$(grep '^summary: ' "$out" | tail -1 || true)
+        R[$key]=$line
+    fi
+    if [[ -z ${R[$key]} ]]; then
+        FAILED=$((FAILED + 1))
+        printf '%-10s %-9s FAILED: %s\n' "$name" "$CUR_SYS" "$(tail -n 3 "$out" | paste -sd ' ' -)"
+        return 0
+    fi
+    printf '%-10s %-9s ops/s=%-8s p99_ms=%-8s errors=%-4s server_cpu_s=%s\n' "$name" \
+        "$CUR_SYS" "$(field "$key" ops_s)" "$(field "$key" p99_ms)" "$(field "$key" errors)" \
+        "$(field "$key" server_cpu_s)"
+}
+
+# The arguments as one shell command line (quoted only where a shell needs it).
+quote_cmd() {
+    local a line=""
+    for a in "$@"; do
+        [[ $a =~ ^[A-Za-z0-9_./:,=@+%-]+$ ]] || a=$(printf '%q' "$a")
+        line+="${line:+ }$a"
+    done
+    echo "$line"
+}
+
+# field CASE/SYSTEM KEY: KEY's value in that case's summary line (empty if none).
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" ${R[$1]:-}"; }
+
+# phase NAME CASES-FN ARGS...: for every system, back to back: a fresh 3-member cluster,
+# every key written once (the load is measured too: case load_NAME), CASES-FN SYSTEM ARGS...
+phase() {
+    local name=$1 fn=$2 sys; shift 2
+    for sys in $SYSTEMS; do
+        start_cluster "$sys" 3 || continue
+        run_case "load_$name" --op load --conns "${HIGH[0]}" --depth "${HIGH[1]}" --threads 2
+        "$fn" "$sys" "$@"
+        stop_cluster
+    done
+}
+
+# Every measured case: --no-preload (the phase loaded the keys), the suite's duration.
+measured() { run_case "$@" --duration "$DUR" --warmup "$WARM" --no-preload; }
+
+cases_seq() {
+    measured seq_put --op put --conns 1 --depth 1 --threads 1 --fsync-probe "$WORK"
+    measured seq_get --op get --conns 1 --depth 1 --threads 1
+}
+
+# cases_concurrent SYSTEM CONNS DEPTH. ZooKeeper has one kind of read (a sequentially
+# consistent get served by the member the client is connected to): its get stands for both.
+cases_concurrent() {
+    local sys=$1 c=$2 d=$3 n=$(($2 * $3))
+    local conc=(--conns "$c" --depth "$d" --threads 2)
+    measured "put_$n" --op put "${conc[@]}"
+    measured "get_$n" --op get "${conc[@]}"
+    if [[ $sys == zookeeper ]]; then
+        R[sget_$n/$sys]=${R[get_$n/$sys]}
+        CMDS[sget_$n/$sys]="(the get_$n run: ZooKeeper has no separate serializable read)"
+    else
+        measured "sget_$n" --op get --serializable "${conc[@]}"
+    fi
+    measured "mixed_$n" --op mixed --read-ratio 0.9 "${conc[@]}"
+}
+
+# Fixed rates, open loop, with the high level's connections as the capacity.
+cases_rate() {
+    local r
+    for r in "${RATES[@]}"; do
+        measured "rate_$((r / 1000))k" --op put --rate "$r" --conns "${HIGH[0]}" \
+            --depth "${HIGH[1]}" --threads 2
+    done
+}
+
+# One member: RSS before and after writing MEM_KEYS keys once, its data dir's size, then the
+# member restarted on its data: seconds until it serves again, and its RSS then.
+case_memory() {
+    local sys=$1 rec
+    start_cluster "$sys" 1 || return 0
+    M[$sys/rss0_mb]=$(rss_mb)
+    CASE_KEYS=$MEM_KEYS run_case mem_load --op load --conns "${HIGH[0]}" --depth "${HIGH[1]}" \
+        --threads 2
+    sleep 2 # let background work (compaction, GC) settle before reading RSS
+    M[$sys/rss1_mb]=$(rss_mb)
+    M[$sys/disk_mb]=$(du -sm "$CUR_DIR" | awk '{ print $1 }')
+    if rec=$(restart_member) && [[ -n $rec ]]; then
+        M[$sys/recovery_s]=$rec
+        read_pids
+        M[$sys/rss2_mb]=$(rss_mb)
+    else
+        echo "compare: $sys: the restarted member did not come back" >&2
+        FAILED=$((FAILED + 1))
+    fi
+    printf '%-10s %-9s rss_growth_mb=%s recovery_s=%s\n' mem "$sys" \
+        "$(awk -v a="${M[$sys/rss0_mb]}" -v b="${M[$sys/rss1_mb]}" 'BEGIN { print b - a }')" \
+        "${M[$sys/recovery_s]:-n/a}"
+    stop_cluster
+}
