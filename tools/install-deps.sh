@@ -5,7 +5,9 @@
 set -euo pipefail
 
 packages=(gcc make cmake pkg-config liburing-dev libjemalloc-dev libxxhash-dev
-          libcriterion-dev liblmdb-dev clang-format python3)
+          libcriterion-dev liblmdb-dev clang-format python3
+          # keelbench's etcd and ZooKeeper drivers, the anchor clusters (perf/anchor_*.sh), plots
+          etcd-server etcd-client zookeeper libzookeeper-mt-dev libnghttp2-dev gnuplot-nox)
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 
