@@ -272,7 +272,7 @@ void raft_status(const struct raft *r, struct raft_status *st)
         ps->match = pr->match;
         ps->next = pr->next;
         ps->recent_active = pr->recent_active;
-        st->snapshot_wanted |= pr->snap_wanted && r->snap_meta.index == 0;
+        st->snapshot_wanted |= pr->snap_wanted && !raft_snap_usable(r);
         if (pr->id == r->cfg.id) { /* the leader itself: its durable log */
             ps->state = RAFT_PROGRESS_REPLICATE;
             ps->match = r->log.persisted;

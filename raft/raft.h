@@ -320,6 +320,13 @@ void raft_snapshot_meta_applied(const struct raft *r, struct raft_snapshot_meta 
  * A member that joined with an empty bootstrap takes nothing but a snapshot (the bootstrap
  * configuration is in no entry): it waits until the leader holds one. */
 void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 keep_entries);
+/* Drops the entries up to index from memory without a new snapshot: they are durable in the
+ * caller's log (index <= the last persisted and the last applied index), and a member that
+ * still needs one of them takes a snapshot instead. The latest snapshot may be older than
+ * index: then such a member waits (raft_status.snapshot_wanted) until raft_compact gives one
+ * at or past the dropped entries. So that one can arrive, the caller stops calling this
+ * while it writes a snapshot (whose index was the applied index when it began). */
+void raft_compact_log(struct raft *r, u64 index);
 /* The caller could not send a snapshot chunk (no file, I/O error): the follower goes back to
  * probing and raft retries later. */
 void raft_snapshot_failed(struct raft *r, u64 peer);
@@ -359,7 +366,8 @@ struct raft_status {
     struct raft_progress_status progress[RAFT_MEMBERS_MAX]; /* leader only; else count 0 */
     u32 progress_count;
     /* Leader: a follower can only continue from a snapshot (it joined with an empty bootstrap,
-     * or needs compacted entries) and raft_compact has given none yet: take one. */
+     * or needs compacted entries) and raft_compact has given none, or only one older than the
+     * entries raft_compact_log dropped: take one. */
     bool snapshot_wanted;
 };
 void raft_status(const struct raft *r, struct raft_status *st);

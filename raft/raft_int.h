@@ -229,6 +229,12 @@ void raft_step_read_index_resp(struct raft *r, const struct raft_msg *m);
 
 /* raft_snap.c */
 void raft_snap_send(struct raft *r, struct raft_progress *pr);
+/* The latest snapshot can bring a member up to the log: it exists and is not older than the
+ * entries dropped from memory. */
+bool raft_snap_usable(const struct raft *r);
+/* pr needs what only a snapshot holds: send the latest when usable, else mark pr as waiting
+ * for one (raft_status.snapshot_wanted) and probe again later. */
+void raft_snap_need(struct raft *r, struct raft_progress *pr);
 void raft_snap_tick(struct raft *r, struct raft_progress *pr);
 void raft_step_snap(struct raft *r, const struct raft_msg *m);
 void raft_step_snap_resp(struct raft *r, const struct raft_msg *m);

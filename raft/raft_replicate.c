@@ -38,8 +38,7 @@ static bool raft_send_append_one(struct raft *r, struct raft_progress *pr, bool 
     /* Compacted away (thesis §5), or the follower needs the log from its very start, which does
      * not hold the bootstrap configuration: the latest snapshot does. */
     if (!known || (pr->next == 1 && r->snap_meta.index > 0)) {
-        raft_progress_become_snapshot(pr, r->snap_meta.index);
-        raft_snap_send(r, pr);
+        raft_snap_need(r, pr);
         return false;
     }
     u64 bytes = 0;
@@ -293,14 +292,7 @@ static void raft_step_append_reject(struct raft *r, struct raft_progress *pr,
         /* Only a member without a configuration (joined with an empty bootstrap) rejects
          * index 0: the configuration is in a snapshot only. Without one, it waits for
          * raft_compact (retried at heartbeat answers). */
-        if (r->snap_meta.index > 0) {
-            raft_progress_become_snapshot(pr, r->snap_meta.index);
-            raft_snap_send(r, pr);
-        } else {
-            raft_progress_become_probe(r, pr);
-            pr->probe_sent = true;
-            pr->snap_wanted = true; /* raft_status tells the caller */
-        }
+        raft_snap_need(r, pr);
         return;
     }
     u64 hint = raft_log_conflict_hint(&r->log, m->reject_hint, m->log_term);

@@ -42,12 +42,44 @@ void raft_compact(struct raft *r, const struct raft_snapshot_meta *meta, u64 kee
     if (meta->index == 0 || meta->index < r->snap_meta.index) return; /* nothing, or older */
     r->snap_meta = *meta;
     if (meta->index > keep_entries) raft_log_compact(r, meta->index - keep_entries);
-    for (u32 i = 0; i < r->pr_count && r->role == RAFT_LEADER; i++) {
+    bool usable = meta->index >= r->log.snap_index; /* raft_compact_log may have gone further */
+    for (u32 i = 0; i < r->pr_count && r->role == RAFT_LEADER && usable; i++) {
         struct raft_progress *pr = &r->prs[i];
         if (!pr->snap_wanted) continue;
         raft_progress_become_snapshot(pr, meta->index); /* a joiner waited for this */
         raft_snap_send(r, pr);
     }
+    raft_check_invariants(r);
+}
+
+bool raft_snap_usable(const struct raft *r)
+{
+    return r->snap_meta.index > 0 && r->snap_meta.index >= r->log.snap_index;
+}
+
+void raft_snap_need(struct raft *r, struct raft_progress *pr)
+{
+    ASSERT(r->role == RAFT_LEADER);
+    if (raft_snap_usable(r)) {
+        raft_progress_become_snapshot(pr, r->snap_meta.index);
+        raft_snap_send(r, pr);
+        return;
+    }
+    raft_progress_become_probe(r, pr);
+    pr->probe_sent = true;
+    pr->snap_wanted = true; /* raft_status tells the caller */
+}
+
+void raft_compact_log(struct raft *r, u64 index)
+{
+    ASSERT(!r->in_ready);
+    raft_check_invariants(r);
+    if (index > r->applied) index = r->applied;
+    if (index > r->log.persisted) index = r->log.persisted;
+    if (index >= r->log.unstable_from) index = r->log.unstable_from - 1;
+    if (index <= r->log.snap_index) return;
+    raft_log_compact(r, index);
+    ASSERT(r->log.snap_index == index);
     raft_check_invariants(r);
 }
 

@@ -409,6 +409,8 @@ void shard_peer_conf_change(struct shard *s, const struct raft_conf_change *cc);
 /* shard_snap.c */
 int shard_snap_load(struct shard *s, u64 *applied_index);
 void shard_snap_step(struct shard *s);
+/* Drops Raft entries from memory that no reachable member needs (each tick, with st). */
+void shard_snap_trim_log(struct shard *s, const struct raft_status *st);
 bool shard_snap_blocks_compaction(const struct shard *s);
 bool shard_snap_io_busy(const struct shard *s);
 void shard_snap_teardown(struct shard *s);

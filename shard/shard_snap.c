@@ -23,6 +23,7 @@
 #define SNAP_KEYS_PER_CHUNK    4096u
 #define SNAP_CHUNK_BYTES       (1u << 20)
 #define SNAP_KEEP_ENTRIES      10000u /* entries kept in memory after a snapshot */
+#define SNAP_TRIM_STEP_ENTRIES 4096u  /* the log is trimmed by at least this many at once */
 
 enum snap_phase { SNAP_WRITING = 0, SNAP_SYNCING = 1, SNAP_WAIT_WAL = 2, SNAP_PACING = 3 };
 
@@ -218,6 +219,28 @@ static bool snap_due(const struct shard *s)
     u64 bytes = shard_wal_bytes(s);
     return bytes > s->snapshot_wal_mark && bytes - s->snapshot_wal_mark >= every &&
            !s->compacting && !s->draining && s->applied_index > s->last_snap_index;
+}
+
+/* Raft entries stay in memory only while a member may still need them: up to what every
+ * reachable member holds (the leader knows; a follower keeps what it applied), minus the
+ * catch-up entries. Without this, entries since the last snapshot stay in memory, and a
+ * snapshot waits for as many WAL bytes as the previous one wrote: memory would grow by up to
+ * the store's size again. Not while a snapshot is written or wanted: it must reach past what
+ * is dropped (raft_compact_log). */
+void shard_snap_trim_log(struct shard *s, const struct raft_status *st)
+{
+    if (s->snap != NULL || s->snap_force || st->snapshot_wanted) return;
+    u64 upto = KEEL_MIN(s->applied_index, st->persisted);
+    for (u32 i = 0; i < st->progress_count; i++) {
+        const struct raft_progress_status *pr = &st->progress[i];
+        if (pr->id != st->id && pr->recent_active) upto = KEEL_MIN(upto, pr->match);
+    }
+    u64 keep = s->node->config.snapshot_catchup_entries;
+    keep = keep ? keep : SNAP_KEEP_ENTRIES;
+    if (upto <= keep) return;
+    upto -= keep;
+    if (upto < st->first_index + SNAP_TRIM_STEP_ENTRIES) return;
+    raft_compact_log(s->raft, upto);
 }
 
 void shard_snap_step(struct shard *s)

@@ -40,6 +40,7 @@ void shard_publish(struct shard *s)
     raft_status(s->raft, &st);
     /* A follower (a joiner) can only continue from a snapshot and none exists yet. */
     if (st.snapshot_wanted) s->snap_force = true;
+    shard_snap_trim_log(s, &st);
     struct shard_pub *p = &s->node->pub[s->id];
     STORE(p->leader, st.leader);
     STORE(p->term, st.term);

@@ -215,9 +215,29 @@ static bool snapshot_wanted(struct sim_member *m)
     return st.snapshot_wanted;
 }
 
+/* raft_compact_log: drops entries from memory past the latest snapshot. Under faults at
+ * random, sometimes below what a reachable follower still needs (it must then wait for a
+ * fresh snapshot: raft_status.snapshot_wanted); after healing as keeld does (shard_snap.c:
+ * never below the match of a reachable member), so that a snapshot in flight is not
+ * overtaken. */
+static void trim_log(struct sim *s, struct sim_member *m, bool respectful)
+{
+    struct raft_status st;
+    raft_status(m->r, &st);
+    u64 upto = KEEL_MIN(st.applied, st.persisted);
+    if (respectful || sim_permille(s, 500))
+        for (u32 i = 0; i < st.progress_count; i++)
+            if (st.progress[i].id != st.id && st.progress[i].recent_active)
+                upto = KEEL_MIN(upto, st.progress[i].match);
+    u64 keep = sim_range(s, 0, 8);
+    if (upto <= keep || st.snapshot_wanted) return;
+    raft_compact_log(m->r, upto - keep);
+}
+
 /* A member snapshots at random, and always once SIM_SNAP_LOG_ENTRIES entries were applied
- * since its last snapshot (a shard's log-size policy) or when a joining member needs it. */
-static void fault_snapshots(struct sim *s)
+ * since its last snapshot (a shard's log-size policy) or when a joining member needs it; it
+ * trims its in-memory log at random. */
+static void fault_snapshots(struct sim *s, bool healed)
 {
     for (u32 g = 0; g < s->groups && !s->failed; g++) {
         struct sim_group *grp = &s->group[g];
@@ -228,6 +248,8 @@ static void fault_snapshots(struct sim *s)
             bool due = since >= SIM_SNAP_LOG_ENTRIES || snapshot_wanted(m);
             if (due || sim_permille(s, s->rates.snapshot_permille)) {
                 member_take_snapshot(s, m);
+            } else if (sim_permille(s, 2 * s->rates.snapshot_permille)) {
+                trim_log(s, m, healed);
             }
         }
     }
@@ -237,7 +259,7 @@ static void fault_snapshots(struct sim *s)
  * faults). */
 void fault_heal_step(struct sim *s)
 {
-    fault_snapshots(s);
+    fault_snapshots(s, true);
     if (!s->failed) fault_member_gc(s);
 }
 
@@ -247,7 +269,7 @@ void fault_step(struct sim *s)
     fault_crashes(s);
     if (!s->failed && sim_permille(s, s->rates.transfer_permille)) fault_transfer(s);
     if (!s->failed && sim_permille(s, s->rates.membership_permille)) fault_membership(s);
-    if (!s->failed) fault_snapshots(s);
+    if (!s->failed) fault_snapshots(s, false);
     if (!s->failed) fault_member_gc(s);
 }
 

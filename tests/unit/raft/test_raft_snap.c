@@ -341,3 +341,64 @@ Test(raft_snap, peer_unreachable_goes_back_to_probe)
     cr_assert_eq(progress_state(cl_r(&c, 1), 2), RAFT_PROGRESS_REPLICATE);
     cl_free(&c);
 }
+
+/* Reference: §5 (thesis: log compaction; the in-memory log may be shorter than the snapshot
+ * interval, raft_compact_log) */
+Test(raft_snap, compact_log_past_the_snapshot_makes_a_laggard_wait_for_a_fresh_one)
+{
+    cl_tune = tune_chunks;
+    struct cluster c;
+    cl_init(&c, 3, 0);
+    cl_elect(&c, 1);
+    for (int i = 0; i < 5; i++) cl_propose(&c, 1, "a");
+    cl_run(&c);
+    give_snapshot(&c, 1, 50, 0); /* an old snapshot, at the 5 entries */
+    u64 old_snap = cl_last(&c, 1);
+    cl_partition(&c, 3, true);
+    u64 last = 0;
+    for (int i = 0; i < 20; i++) last = cl_propose(&c, 1, "b");
+    cl_run(&c);
+    raft_compact_log(cl_r(&c, 1), last - 2);
+    struct raft_status st;
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert_eq(st.first_index, last - 1, "entries up to last - 2 are gone from memory");
+    cr_assert_eq(st.snapshot_index, old_snap, "the snapshot did not move");
+    cr_assert_not(st.snapshot_wanted);
+    cl_partition(&c, 3, false);
+    cl_tick_all(&c, 3);
+    cl_run(&c);
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert(st.snapshot_wanted, "node 3 needs entries only a newer snapshot holds");
+    cr_assert_eq(cl_node(&c, 3)->installs, 0, "the old snapshot would not bring it up to the log");
+    give_snapshot(&c, 1, 70, 0); /* the fresh one, at last */
+    cl_run(&c);
+    cr_assert_eq(cl_node(&c, 3)->installs, 1);
+    cr_assert_eq(cl_node(&c, 3)->installed.index, last);
+    u64 more = cl_propose(&c, 1, "after");
+    cl_run(&c);
+    cr_assert_eq(cl_node(&c, 3)->ap_last, more, "the laggard's log continues after it");
+    raft_status(cl_r(&c, 1), &st);
+    cr_assert_not(st.snapshot_wanted);
+    cl_free(&c);
+}
+
+/* raft_compact_log never drops what is not applied or not durable. */
+Test(raft_snap, compact_log_stops_at_applied_and_persisted)
+{
+    struct cluster c;
+    cl_init(&c, 3, 0);
+    cl_elect(&c, 1);
+    u64 last = 0;
+    for (int i = 0; i < 10; i++) last = cl_propose(&c, 1, "a");
+    cl_run(&c);
+    raft_compact_log(cl_r(&c, 2), last + 100);
+    struct raft_status st;
+    raft_status(cl_r(&c, 2), &st);
+    cr_assert_eq(st.first_index, KEEL_MIN(st.applied, st.persisted) + 1);
+    cr_assert_leq(st.first_index - 1, st.applied);
+    raft_compact_log(cl_r(&c, 2), 1); /* behind the compaction point: nothing */
+    struct raft_status st2;
+    raft_status(cl_r(&c, 2), &st2);
+    cr_assert_eq(st2.first_index, st.first_index);
+    cl_free(&c);
+}
