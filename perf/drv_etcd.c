@@ -47,7 +47,8 @@
 #define EC_HANDSHAKE_TIMEOUT_MS 5000u
 #define EC_RECV_BYTES           (256u << 10) /* one recv() */
 #define EC_RECVS_PER_TURN       16u          /* recv() calls per connection per poll turn */
-#define EC_OUT_SOFT_BYTES       (256u << 10) /* stop asking nghttp2 for more above this */
+#define EC_OUT_SOFT_BYTES       (64u << 10)  /* stop asking nghttp2 for more above this */
+#define EC_OUT_BYTES_INITIAL    (32u << 10)  /* an output buffer grows when a frame needs it */
 #define EC_RESPONSE_BYTES_MAX   ((size_t)BENCH_VALUE_SIZE_MAX + BENCH_KEY_SIZE_MAX + 4096u)
 #define EC_STREAM_WINDOW_BYTES  (1 << 20)
 #define EC_CONN_WINDOW_BYTES    (1 << 26)
@@ -89,6 +90,7 @@ struct ec_conn {
     int fd;    /* -1 once dead */
     nghttp2_session *session;
     bool goaway, settings_seen;
+    bool dirty; /* on the thread's dirty list: nghttp2 may have frames to send */
     char endpoint[64];
     nghttp2_nv nva_put[6], nva_range[6];
     struct ec_slot *slots;
@@ -107,6 +109,8 @@ struct bench_dthread {
     struct ec_conn *conns;
     u32 conns_len;
     struct pollfd *pfds;
+    u32 *dirty; /* connections to flush before waiting */
+    u32 dirty_len;
     u8 *rbuf;
     u64 completed;    /* callbacks made, for poll's "at least one reply" */
     u64 gets_missing; /* gets that found no key */
@@ -548,7 +552,7 @@ static int ec_conn_alloc(struct ec_conn *k, u32 slots_len)
     k->slots = calloc(slots_len, sizeof(*k->slots));
     k->free = calloc(slots_len, sizeof(*k->free));
     k->queue = calloc(slots_len, sizeof(*k->queue));
-    k->out_cap = EC_OUT_SOFT_BYTES * 2;
+    k->out_cap = EC_OUT_BYTES_INITIAL;
     k->out = malloc(k->out_cap);
     if (k->slots == NULL || k->free == NULL || k->queue == NULL || k->out == NULL) return -1;
     k->slots_len = slots_len;
@@ -607,6 +611,7 @@ static void etcd_close(struct bench_dthread *d)
     for (u32 i = 0; i < d->conns_len; i++) ec_conn_free(&d->conns[i]);
     free(d->conns);
     free(d->pfds);
+    free(d->dirty);
     free(d->rbuf);
     free(d);
 }
@@ -622,8 +627,9 @@ static struct bench_dthread *etcd_open(const struct bench_config *c, u32 thread,
     d->done = done;
     d->conns = calloc(conns, sizeof(*d->conns));
     d->pfds = calloc(conns, sizeof(*d->pfds));
+    d->dirty = calloc(conns, sizeof(*d->dirty));
     d->rbuf = malloc(EC_RECV_BYTES);
-    if (d->conns == NULL || d->pfds == NULL || d->rbuf == NULL) {
+    if (d->conns == NULL || d->pfds == NULL || d->dirty == NULL || d->rbuf == NULL) {
         fprintf(stderr, "keelbench: etcd: out of memory\n");
         etcd_close(d);
         return NULL;
@@ -690,6 +696,11 @@ static int etcd_submit(struct bench_dthread *d, u32 conn, const struct bench_req
     }
     s->state = EC_SLOT_ACTIVE;
     k->free_len--;
+    if (!k->dirty) {
+        ASSERT(d->dirty_len < d->conns_len);
+        k->dirty = true;
+        d->dirty[d->dirty_len++] = conn;
+    }
     return BENCH_SUBMIT_OK;
 }
 
@@ -715,13 +726,28 @@ static int ec_wait(struct bench_dthread *d, u64 wait_us)
     return 0;
 }
 
+/* Flushes the connections that had requests submitted since the last flush (a connection
+ * with bytes the socket did not take waits for POLLOUT; one that read flushes at once). */
+static void ec_flush_dirty(struct bench_dthread *d)
+{
+    for (u32 i = 0; i < d->dirty_len; i++) {
+        struct ec_conn *k = &d->conns[d->dirty[i]];
+        ASSERT(k->dirty);
+        k->dirty = false;
+        if (k->fd >= 0) ec_conn_flush(k);
+    }
+    d->dirty_len = 0;
+}
+
 static u32 etcd_poll(struct bench_dthread *d, u64 timeout_us)
 {
     u64 start_completed = d->completed;
     u64 deadline_ns = bench_now_ns() + timeout_us * 1000u;
     for (;;) {
-        for (u32 i = 0; i < d->conns_len; i++)
-            if (d->conns[i].fd >= 0) ec_conn_flush(&d->conns[i]);
+        ec_flush_dirty(d);
+        u32 live = 0;
+        for (u32 i = 0; i < d->conns_len; i++) live += d->conns[i].fd >= 0;
+        if (live == 0) break;
         u64 now_ns = bench_now_ns();
         bool any = d->completed != start_completed;
         u64 wait_us = any || now_ns >= deadline_ns ? 0 : (deadline_ns - now_ns + 999) / 1000;
