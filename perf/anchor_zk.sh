@@ -49,7 +49,7 @@ Port layout, member i = 1..N (P = --base-port, default ${DEFAULT_BASE}):
   quorum port     C(i) + 1              (server.i=127.0.0.1:C(i)+1:C(i)+2)
   election port   C(i) + 2
 Each member runs as the JVM itself (no wrapper script, so the recorded pid is the server):
-  java ${ZK_HEAP} -cp ${ZK_JAR}:${SLF4J_JAR}
+  java ${ZK_HEAP} -XX:+ExitOnOutOfMemoryError -cp ${ZK_JAR}:${SLF4J_JAR}
        org.apache.zookeeper.server.quorum.QuorumPeerMain DIR/mI/zoo.cfg
 zoo.cfg: tickTime=2000 initLimit=10 syncLimit=5 forceSync=yes (fsync the transaction log
 before acknowledging: the default, written out) admin.enableServer=false
