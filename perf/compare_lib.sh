@@ -96,12 +96,14 @@ $(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)'), b
 
 pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo missing; }
 
-# start_cluster SYSTEM MEMBERS: starts a fresh cluster in $WORK, sets EP, PIDS_CSV, CUR_*.
+# start_cluster SYSTEM MEMBERS: starts the cluster of $WORK/SYSTEM-MEMBERS (on the data it
+# holds, if any) and waits until it serves; sets EP, PIDS_CSV, CUR_*. A cluster that does not
+# start is stopped and its data removed.
 start_cluster() {
-    local sys=$1 n=$2 out cmd
+    local sys=$1 n=$2 out cmd t0=$EPOCHREALTIME state=fresh
+    [[ ! -d $WORK/$sys-$n ]] || state="on its data"
     CUR_SYS=$sys
     CUR_DIR=$WORK/$sys-$n
-    rm -rf "$CUR_DIR"
     case $sys in
     keel) cmd=(env "KEEL_BUILD=$BUILD" bash tools/local-cluster.sh start --nodes "$n"
         --dir "$CUR_DIR" --base-port "$PORT_KEEL" "${KEEL_ARGS[@]}") ;;
@@ -116,11 +118,14 @@ start_cluster() {
         tail -n 15 <<<"$out" >&2
         FAILED=$((FAILED + 1))
         stop_cluster
+        rm -rf "$WORK/$sys-$n"
         return 1
     fi
     EP=$(tail -1 <<<"$out")
     read_pids
     [[ $sys != keel || $n -eq 1 ]] || wait_balanced
+    printf '[%4ds] %-10s %-9s %s members started (%s) in %s s\n' $((SECONDS - T_START)) cluster \
+        "$sys" "$n" "$state" "$(since_s "$t0")"
 }
 
 read_pids() { PIDS_CSV=$(awk '{ print $2 }' "$CUR_DIR/pids" | paste -sd ,); }
@@ -147,7 +152,6 @@ stop_cluster() {
     zookeeper) bash perf/anchor_zk.sh stop --dir "$CUR_DIR" >/dev/null 2>&1 ;;
     esac || echo "compare: stopping $CUR_SYS in $CUR_DIR failed" >&2
     CUR_SYS=""
-    rm -rf "$CUR_DIR"
 }
 
 # restart_member: stops member 1 of the running cluster, starts it again on its data and
@@ -193,10 +197,11 @@ run_case() {
     fi
     if [[ -z ${R[$key]} ]]; then
         FAILED=$((FAILED + 1))
-        printf '%-10s %-9s FAILED: %s\n' "$name" "$CUR_SYS" "$(tail -n 3 "$out" | paste -sd ' ' -)"
+        printf '[%4ds] %-10s %-9s FAILED: %s\n' $((SECONDS - T_START)) "$name" "$CUR_SYS" "$(tail -n 3 "$out" | paste -sd ' ' -)"
         return 0
     fi
-    printf '%-10s %-9s ops/s=%-8s p99_ms=%-8s errors=%-4s server_cpu_s=%s\n' "$name" \
+    printf '[%4ds] %-10s %-9s ops/s=%-8s p99_ms=%-8s errors=%-4s server_cpu_s=%s\n' \
+        $((SECONDS - T_START)) "$name" \
         "$CUR_SYS" "$(field "$key" ops_s)" "$(field "$key" p99_ms)" "$(field "$key" errors)" \
         "$(field "$key" server_cpu_s)"
 }
@@ -212,15 +217,25 @@ quote_cmd() {
 }
 
 # field CASE/SYSTEM KEY: KEY's value in that case's summary line (empty if none).
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" ${R[$1]:-}"; }
+field() {
+    local re=" $2=([^ ]*)"
+    if [[ " ${R[$1]:-}" =~ $re ]]; then echo "${BASH_REMATCH[1]}"; fi
+}
 
-# phase NAME CASES-FN ARGS...: for every system, back to back: a fresh 3-member cluster,
-# every key written once (the load is measured too: case load_NAME), CASES-FN SYSTEM ARGS...
+# phase CASES-FN ARGS...: for every system, back to back: its 3-member cluster, CASES-FN
+# SYSTEM ARGS..., the cluster stopped (two phases: a cluster restart costs ZooKeeper 20-50 s). The first phase of a system starts a fresh cluster and
+# writes every key once (measured too: case load); later phases restart it on its data.
 phase() {
-    local name=$1 fn=$2 sys; shift 2
+    local fn=$1 sys; shift
     for sys in $SYSTEMS; do
-        start_cluster "$sys" 3 || continue
-        run_case "load_$name" --op load --conns "${HIGH[0]}" --depth "${HIGH[1]}" --threads 2
+        if [[ ! -f $WORK/$sys-3/loaded ]]; then
+            rm -rf "$WORK/$sys-3"
+            start_cluster "$sys" 3 || continue
+            run_case load --op load --conns "${HIGH[0]}" --depth "${HIGH[1]}" --threads 2
+            [[ -z ${R[load/$sys]} ]] || touch "$WORK/$sys-3/loaded"
+        else
+            start_cluster "$sys" 3 || continue
+        fi
         "$fn" "$sys" "$@"
         stop_cluster
     done
@@ -229,9 +244,15 @@ phase() {
 # Every measured case: --no-preload (the phase loaded the keys), the suite's duration.
 measured() { run_case "$@" --duration "$DUR" --warmup "$WARM" --no-preload; }
 
-cases_seq() {
+cases_low() {
     measured seq_put --op put --conns 1 --depth 1 --threads 1 --fsync-probe "$WORK"
     measured seq_get --op get --conns 1 --depth 1 --threads 1
+    cases_concurrent "$1" "${LOW[@]}"
+}
+
+cases_high() {
+    cases_concurrent "$1" "${HIGH[@]}"
+    cases_rate
 }
 
 # cases_concurrent SYSTEM CONNS DEPTH. ZooKeeper has one kind of read (a sequentially
@@ -263,6 +284,7 @@ cases_rate() {
 # member restarted on its data: seconds until it serves again, and its RSS then.
 case_memory() {
     local sys=$1 rec
+    rm -rf "$WORK/$sys-1"
     start_cluster "$sys" 1 || return 0
     M[$sys/rss0_mb]=$(rss_mb)
     CASE_KEYS=$MEM_KEYS run_case mem_load --op load --conns "${HIGH[0]}" --depth "${HIGH[1]}" \
@@ -278,8 +300,9 @@ case_memory() {
         echo "compare: $sys: the restarted member did not come back" >&2
         FAILED=$((FAILED + 1))
     fi
-    printf '%-10s %-9s rss_growth_mb=%s recovery_s=%s\n' mem "$sys" \
+    printf '[%4ds] %-10s %-9s rss_growth_mb=%s recovery_s=%s\n' $((SECONDS - T_START)) mem "$sys" \
         "$(awk -v a="${M[$sys/rss0_mb]}" -v b="${M[$sys/rss1_mb]}" 'BEGIN { print b - a }')" \
         "${M[$sys/recovery_s]:-n/a}"
     stop_cluster
+    rm -rf "$WORK/$sys-1"
 }

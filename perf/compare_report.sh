@@ -32,7 +32,7 @@ case_title() {
     mixed_*) echo "Mixed, 90% gets (linearizable) and 10% puts: $c" ;;
     rate_*) echo "Puts at a fixed rate of ${n%k},000 ops/s (open loop; capacity" \
         "${HIGH[0]} x ${HIGH[1]})" ;;
-    load_*) echo "Load: $KEYS keys written once into a fresh cluster, $hi in flight" ;;
+    load) echo "Load: $KEYS keys written once into a fresh cluster, $hi in flight" ;;
     esac
 }
 
@@ -145,7 +145,10 @@ report_write() {
     echo "perf/compare.sh$( ((QUICK)) && echo ' --quick'): $DUR s measured per case after" \
         "$WARM s of warm-up, $KEYS keys of $KEY_B B, values of $VALUE_B B, every write durable" \
         "(fdatasync) on a quorum, 3-member clusters on loopback (memory case: 1 member), one" \
-        "cluster of one system at a time; the suite took $T_SUITE s. Ratios are keel's figure" \
+        "cluster of one system at a time, two phases (sequential and $lo in flight; $hi in" \
+        "flight and fixed rates) run by the three systems back to back, each system's cluster" \
+        "loaded once and restarted on its data for the second phase; the suite took $T_SUITE s." \
+        "Ratios are keel's figure" \
         "divided by the other's. docs/benchmarks.md describes the cases and the caveats."
     echo
     echo "## Machine"; echo; echo "$MACHINE"; echo
@@ -161,7 +164,7 @@ report_write() {
     echo "## Cases"
     echo
     for c in seq_put seq_get put_$lo get_$lo sget_$lo mixed_$lo put_$hi get_$hi sget_$hi \
-        mixed_$hi rate_5k rate_20k load_c$hi; do
+        mixed_$hi rate_5k rate_20k load; do
         case_table "$c"
     done
     mem_table
@@ -190,9 +193,9 @@ summary_line() {
 
 gp_terminal() {
     if gnuplot -e 'set terminal pngcairo' 2>/dev/null; then
-        echo "set terminal pngcairo size 900,540 font ',10'"
+        echo "set terminal pngcairo noenhanced size 900,540 font ',10'"
     else
-        echo "set terminal png size 900,540"
+        echo "set terminal png noenhanced size 900,540"
     fi
 }
 
@@ -204,7 +207,7 @@ throughput_dat() {
     dat_header
     for n in $lo $hi; do
         for c in put get sget mixed; do
-            line="$c@$n"
+            line="$c/$n"
             for s in $SYSTEMS; do v=$(field "${c}_$n/$s" ops_s); line+=" ${v:-?}"; done
             echo "$line"
         done
@@ -216,7 +219,7 @@ rate_dat() {
     dat_header
     for r in 5k 20k; do
         for p in p50 p99; do
-            line="$p@$r"
+            line="$p/$r"
             for s in $SYSTEMS; do v=$(field "rate_$r/$s" "${p}_ms"); line+=" ${v:-?}"; done
             echo "$line"
         done
@@ -228,7 +231,8 @@ cdf_dat() {
     local f=$RAW/$1-$2.cdf
     [[ -s $f ]] || return 1
     awk '$1 ~ /^[0-9.eE+-]+$/ && $2 ~ /^[0-9.eE+-]+$/ { p[NR] = $1; l[NR] = $2; if ($1 > m) m = $1 }
-        END { s = (m <= 1) ? 100 : 1; for (i in p) print l[i], p[i] * s }' "$f" | sort -g
+        END { s = (m <= 1) ? 100 : 1; for (i = 1; i <= NR; i++) if (i in p) print l[i], p[i] * s }' \
+        "$f"
 }
 
 plot_cdf() {
@@ -278,7 +282,7 @@ plots_make() {
     throughput_dat >"$ART/throughput.dat"
     rate_dat >"$ART/rate_latency.dat"
     plot_bars "$ART/throughput.dat" "$ART/throughput.png" \
-        "Throughput by concurrency (op@requests in flight)" "ops/s" lin
+        "Throughput by concurrency (case/requests in flight)" "ops/s (log scale)" log
     plot_bars "$ART/rate_latency.dat" "$ART/rate_latency.png" \
         "Put latency at a fixed rate (p50 and p99 at 5k and 20k ops/s)" "ms (log scale)" log
     plot_cdf seq_put "Sequential put latency (1 connection, 1 outstanding)"
