@@ -57,9 +57,9 @@ LOW=(8 4)   # connections x outstanding: 32 requests in flight
 HIGH=(20 15) # 300 in flight, the concurrency of the reference figures
 RATES=(5000 20000)
 if ((QUICK)); then
-    DUR=2 WARM=0.5 KEYS=10000 MEM_KEYS=20000 PROBE_WRITES=200
+    DUR=2 WARM=0.5 KEYS=10000 MEM_KEYS=20000 MEM_SETTLE_S=2 PROBE_WRITES=200
 else
-    DUR=10 WARM=2 KEYS=100000 MEM_KEYS=1000000 PROBE_WRITES=1000
+    DUR=10 WARM=2 KEYS=100000 MEM_KEYS=1000000 MEM_SETTLE_S=5 PROBE_WRITES=1000
 fi
 PORT_KEEL=26000 # local-cluster.sh: clients on 26100, 26200, 26300 (+1, +2 the shards)
 PORT_ETCD=26500 # anchors: member i on P + 10*(i-1)

@@ -3,7 +3,7 @@
 # build, the machine's description, starting and stopping one system's cluster by PID, one
 # keelbench run per case, the phases and the memory case.
 #
-# Set by compare.sh: BUILD SYSTEMS KEY_B VALUE_B DUR WARM KEYS MEM_KEYS PROBE_WRITES LOW HIGH
+# Set by compare.sh: BUILD SYSTEMS KEY_B VALUE_B DUR WARM KEYS MEM_KEYS MEM_SETTLE_S PROBE_WRITES LOW HIGH
 # RATES PORT_* WORK RAW. Results land in:
 #   R[case/system]     keelbench's summary line ("summary: system=..."), or empty if it failed
 #   CMDS[case/system]  the keelbench command line as run (shell-quoted)
@@ -154,25 +154,6 @@ stop_cluster() {
     CUR_SYS=""
 }
 
-# restart_member: stops member 1 of the running cluster, starts it again on its data and
-# prints the seconds until the cluster serves again (keel: the whole start of its one node).
-restart_member() {
-    local t0 out
-    case $CUR_SYS in
-    keel)
-        KEEL_BUILD=$BUILD bash tools/local-cluster.sh stop --dir "$CUR_DIR" >/dev/null
-        t0=$EPOCHREALTIME
-        KEEL_BUILD=$BUILD bash tools/local-cluster.sh start --nodes 1 --dir "$CUR_DIR" \
-            --base-port "$PORT_KEEL" --timeout 300 "${KEEL_ARGS[@]}" >/dev/null &&
-            since_s "$t0"
-        ;;
-    etcd | zookeeper)
-        out=$(bash "perf/anchor_${CUR_SYS/zookeeper/zk}.sh" restart-member --dir "$CUR_DIR" \
-            --member 1) && sed -n 's/^recovery_s=//p' <<<"$out" | tail -1
-        ;;
-    esac
-}
-
 # Resident set of the running cluster's servers, in MB (MiB).
 rss_mb() {
     local p kb=0
@@ -280,29 +261,35 @@ cases_rate() {
     done
 }
 
-# One member: RSS before and after writing MEM_KEYS keys once, its data dir's size, then the
-# member restarted on its data: seconds until it serves again, and its RSS then.
+# One member of each system: perf/mem_load.sh reads its server's RSS, writes MEM_KEYS keys once
+# (keelbench --op load, 16 x 64 in flight), reads RSS again after MEM_SETTLE_S seconds, restarts
+# the member on its data and times it until it serves. Then the data dir's size and the
+# restarted member's RSS.
 case_memory() {
-    local sys=$1 rec
+    local sys=$1 out cmd err
+    err=$RAW/mem_load-$sys.txt
     rm -rf "$WORK/$sys-1"
     start_cluster "$sys" 1 || return 0
-    M[$sys/rss0_mb]=$(rss_mb)
-    CASE_KEYS=$MEM_KEYS run_case mem_load --op load --conns "${HIGH[0]}" --depth "${HIGH[1]}" \
-        --threads 2
-    sleep 2 # let background work (compaction, GC) settle before reading RSS
-    M[$sys/rss1_mb]=$(rss_mb)
-    M[$sys/disk_mb]=$(du -sm "$CUR_DIR" | awk '{ print $1 }')
-    if rec=$(restart_member) && [[ -n $rec ]]; then
-        M[$sys/recovery_s]=$rec
+    cmd=(env "KEEL_BUILD=$BUILD" bash perf/mem_load.sh --system "$sys" --endpoints "$EP"
+        --pid "$PIDS_CSV" --dir "$CUR_DIR" --keys "$MEM_KEYS" --settle-s "$MEM_SETTLE_S" --
+        --server-pids "$PIDS_CSV" --cdf-out "$RAW/mem_load-$sys.cdf")
+    [[ $sys != keel ]] || cmd+=(--shard-aware)
+    CMDS[mem_load/$sys]=$(quote_cmd "${cmd[@]}")
+    if out=$(timeout -k 5 1200 "${cmd[@]}" 2>"$err"); then
+        M[$sys/rss0_mb]=$(sed -n 's/.*rss_before_mb=\([^ ]*\).*/\1/p' <<<"$out")
+        M[$sys/rss1_mb]=$(sed -n 's/.*rss_after_mb=\([^ ]*\).*/\1/p' <<<"$out")
+        M[$sys/recovery_s]=$(sed -n 's/^recovery_s=//p' <<<"$out" | tail -1)
         read_pids
         M[$sys/rss2_mb]=$(rss_mb)
+        M[$sys/disk_mb]=$(du -sm "$CUR_DIR" | awk '{ print $1 }')
     else
-        echo "compare: $sys: the restarted member did not come back" >&2
         FAILED=$((FAILED + 1))
+        echo "compare: $sys: perf/mem_load.sh failed: $(tail -n 3 "$err" | paste -sd ' ' -)" >&2
     fi
-    printf '[%4ds] %-10s %-9s rss_growth_mb=%s recovery_s=%s\n' $((SECONDS - T_START)) mem "$sys" \
-        "$(awk -v a="${M[$sys/rss0_mb]}" -v b="${M[$sys/rss1_mb]}" 'BEGIN { print b - a }')" \
-        "${M[$sys/recovery_s]:-n/a}"
+    R[mem_load/$sys]=$(sed -n 's/^mem_load.sh: keelbench: //p' "$err" | tail -1)
+    printf '[%4ds] %-10s %-9s load_ops_s=%s rss_growth_mb=%s recovery_s=%s\n' \
+        $((SECONDS - T_START)) mem "$sys" "$(field "mem_load/$sys" ops_s)" \
+        "$(mem_growth "$sys")" "${M[$sys/recovery_s]:-n/a}"
     stop_cluster
     rm -rf "$WORK/$sys-1"
 }

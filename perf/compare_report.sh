@@ -101,10 +101,12 @@ mem_table() {
     local s g
     echo "### mem: RSS growth over loading $MEM_KEYS keys into one member; recovery time"
     echo
-    echo "RSS of the member's server process (ZooKeeper: the JVM, heap settings of" \
-        "perf/anchor_zk.sh) before and 2 s after 'keelbench --op load'; the data dir's size;" \
-        "then the member is stopped (SIGTERM) and started again on its data: recovery = seconds" \
-        "from its start until it serves (healthy, a leader); RSS then."
+    echo "perf/mem_load.sh: RSS of the member's server process (ZooKeeper: the JVM, heap" \
+        "settings of perf/anchor_zk.sh) before and $MEM_SETTLE_S s after 'keelbench --op load'" \
+        "(16 connections x 64 outstanding); then the member is stopped (SIGTERM) and started" \
+        "again on its data: recovery = seconds from its start until it serves (keel: a get of a" \
+        "key put before the stop; etcd: endpoint health; ZooKeeper: srvr says standalone);" \
+        "then its RSS and the data dir's size."
     echo
     echo "| system | load ops/s | RSS before MB | RSS after MB | growth MB | bytes per key |" \
         "data dir MB | recovery s | RSS after restart MB |"
