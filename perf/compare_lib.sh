@@ -3,8 +3,8 @@
 # build, the machine's description, starting and stopping one system's cluster by PID, one
 # keelbench run per case, the phases and the memory case.
 #
-# Set by compare.sh: BUILD SYSTEMS KEY_B VALUE_B DUR WARM KEYS MEM_KEYS MEM_SETTLE_S PROBE_WRITES LOW HIGH
-# RATES PORT_* WORK RAW. Results land in:
+# Set by compare.sh: BUILD SYSTEMS KEY_B VALUE_B DUR RATE_DUR WARM KEYS MEM_KEYS MEM_SETTLE_S
+# PROBE_WRITES LOW HIGH RATES PORT_* WORK RAW T_START. Results land in:
 #   R[case/system]     keelbench's summary line ("summary: system=..."), or empty if it failed
 #   CMDS[case/system]  the keelbench command line as run (shell-quoted)
 #   M[system/key]      memory case: rss0_mb rss1_mb rss2_mb disk_mb recovery_s
@@ -222,8 +222,9 @@ phase() {
     done
 }
 
-# Every measured case: --no-preload (the phase loaded the keys), the suite's duration.
-measured() { run_case "$@" --duration "$DUR" --warmup "$WARM" --no-preload; }
+# Every measured case: --no-preload (the phase loaded the keys), the suite's duration
+# (CASE_DUR overrides it).
+measured() { run_case "$@" --duration "${CASE_DUR:-$DUR}" --warmup "$WARM" --no-preload; }
 
 cases_low() {
     measured seq_put --op put --conns 1 --depth 1 --threads 1 --fsync-probe "$WORK"
@@ -256,7 +257,7 @@ cases_concurrent() {
 cases_rate() {
     local r
     for r in "${RATES[@]}"; do
-        measured "rate_$((r / 1000))k" --op put --rate "$r" --conns "${HIGH[0]}" \
+        CASE_DUR=$RATE_DUR measured "rate_$((r / 1000))k" --op put --rate "$r" --conns "${HIGH[0]}" \
             --depth "${HIGH[1]}" --threads 2
     done
 }

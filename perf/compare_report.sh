@@ -30,8 +30,8 @@ case_title() {
     get_*) echo "Saturated linearizable gets: $c" ;;
     sget_*) echo "Saturated serializable gets: $c" ;;
     mixed_*) echo "Mixed, 90% gets (linearizable) and 10% puts: $c" ;;
-    rate_*) echo "Puts at a fixed rate of ${n%k},000 ops/s (open loop; capacity" \
-        "${HIGH[0]} x ${HIGH[1]})" ;;
+    rate_*) echo "Puts at a fixed rate of ${n%k},000 ops/s for $RATE_DUR s (open loop;" \
+        "capacity ${HIGH[0]} x ${HIGH[1]})" ;;
     load) echo "Load: $KEYS keys written once into a fresh cluster, $hi in flight" ;;
     esac
 }
@@ -144,8 +144,8 @@ report_write() {
     local lo=$((LOW[0] * LOW[1])) hi=$((HIGH[0] * HIGH[1])) c
     echo "# keel, etcd and ZooKeeper: $DATE on $HOST"
     echo
-    echo "perf/compare.sh$( ((QUICK)) && echo ' --quick'): $DUR s measured per case after" \
-        "$WARM s of warm-up, $KEYS keys of $KEY_B B, values of $VALUE_B B, every write durable" \
+    echo "perf/compare.sh$( ((QUICK)) && echo ' --quick'): $DUR s measured per case (fixed" \
+        "rates: $RATE_DUR s) after $WARM s of warm-up, $KEYS keys of $KEY_B B, values of $VALUE_B B, every write durable" \
         "(fdatasync) on a quorum, 3-member clusters on loopback (memory case: 1 member), one" \
         "cluster of one system at a time, two phases (sequential and $lo in flight; $hi in" \
         "flight and fixed rates) run by the three systems back to back, each system's cluster" \
