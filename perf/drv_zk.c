@@ -18,7 +18,9 @@
  *  - Depth: ZooKeeper has no per-session limit, so each connection has
  *    max(depth, BENCH_PRELOAD_DEPTH) request slots; submit() says FULL when none is free.
  *  - Status codes are ZooKeeper's own (ZCONNECTIONLOSS, ZNONODE, ...; never 0 for an
- *    error); close() fails what is still outstanding with ZCLOSING.
+ *    error); close() fails what is still outstanding with ZCLOSING. A session that expires
+ *    (the watcher sees ZOO_EXPIRED_SESSION_STATE) makes its connection CLOSED for good; a
+ *    connection loss fails the requests in flight and the client reconnects by itself.
  */
 #include "perf/bench_driver.h"
 #include "perf/zk_cq.h"
@@ -379,7 +381,10 @@ static u32 zk_pending(const struct bench_dthread *d, u32 conn)
 static void zk_close(struct bench_dthread *d)
 {
     ASSERT(d != NULL);
-    zk_close_sessions(d); /* joins the client's threads: no completion comes after this */
+    /* zookeeper_close joins the client's threads: no completion comes after it. The mt client
+     * never calls the completions of requests still outstanding then (mt_adaptor.c:
+     * process_async() is 0), so the loop below calls them back with ZCLOSING. */
+    zk_close_sessions(d);
     const struct zk_cq_entry *batch = NULL;
     u32 n;
     while ((n = zk_cq_take(&d->cq, 0, &batch)) > 0) {
