@@ -75,7 +75,7 @@ source perf/compare_report.sh
 ensure_packages
 ensure_build
 DATE=$(date -u +%F)
-HOST=$(hostname -s)
+HOST=$(uname -n | cut -d. -f1)
 if [[ -z $OUT ]]; then
     if ((QUICK)); then OUT=$(mktemp -d "${TMPDIR:-/tmp}/keel-compare-quick.XXXXXX"); else OUT=perf/results; fi
 fi

@@ -91,9 +91,24 @@ case_table() {
         for s in etcd zookeeper; do ! has "$s" || ratio_row "$name" "$s"; done
     fi
     echo
+    [[ $name != seq_put ]] || fsync_note
     echo '```'
     for s in $SYSTEMS; do echo "${CMDS[$name/$s]:-# $s: not run}"; done
     echo '```'
+    echo
+}
+
+# seq_put runs keelbench --fsync-probe first: one fdatasync is the floor of a durable put.
+fsync_note() {
+    local s line=""
+    for s in $SYSTEMS; do
+        [[ -n $(field "seq_put/$s" fsync_p50_ms) ]] || continue
+        line+="${line:+, }$s $(field "seq_put/$s" fsync_p50_ms) ms"
+        line+=" (put p50 / it: $(field "seq_put/$s" put_p50_vs_fdatasync))"
+    done
+    [[ -z $line ]] && return 0
+    echo "fdatasync probe (keelbench --fsync-probe: 256 B written in place, then fdatasync, on" \
+        "the data dirs' file system, just before the run), p50: $line."
     echo
 }
 
@@ -162,6 +177,9 @@ report_write() {
     echo "![sequential put latency CDF]($NAME/cdf_seq_put.png)"
     echo "![saturated put latency CDF]($NAME/cdf_put_$hi.png)"
     echo "![latency at fixed load]($NAME/rate_latency.png)"
+    echo
+    echo "Fixed-rate bars of a system that could not keep the rate measure its backlog (the" \
+        "rate tables below say which)."
     echo
     echo "## Cases"
     echo
