@@ -11,8 +11,7 @@
 #   perf/compare.sh [--quick] [--out DIR] [--build DIR] [--systems LIST]
 #
 #   --quick      2 s per case (0.5 s warm-up; fixed rates 1 s), 10,000 keys, memory case with
-#                20,000 keys;
-#                results go to a new directory under $TMPDIR unless --out is given
+#                20,000 keys; results go to a new directory under $TMPDIR unless --out is given
 #   --out DIR    where DATE-HOST.md and DATE-HOST/ go (default perf/results)
 #   --build DIR  keel's build dir (default $KEEL_BUILD, else build; 'make release' builds it
 #                when keeld or keelbench is missing)
@@ -23,12 +22,13 @@
 # restarts it on that data): low (1 conn x 1: put and linearizable get; 8x4: put,
 # linearizable get, serializable get, 90/10 mix) and high (the same four at 20x15; puts at
 # 5,000 and 20,000 ops/s, open loop); then mem (one member per system: RSS growth over loading
-# 1,000,000 keys, then the time a restarted member takes to serve again). docs/benchmarks.md describes the
-# cases and the caveats. Needs Debian's etcd-server, etcd-client, zookeeper,
-# libzookeeper-mt-dev, libnghttp2-dev, gnuplot-nox (installed with apt-get when run as root).
-# Servers are started and stopped by PID (perf/anchor_etcd.sh, perf/anchor_zk.sh,
-# tools/local-cluster.sh), ports 26000-26999. Exit 0, or 1 when a case or a cluster failed
-# (the results file and the summary line are still written; missing figures read n/a).
+# 1,000,000 keys, then the time a restarted member takes to serve again, perf/mem_load.sh).
+# docs/benchmarks.md describes the cases and the caveats. Needs Debian's etcd-server,
+# etcd-client, zookeeper, libzookeeper-mt-dev, libnghttp2-dev, gnuplot-nox (installed with
+# apt-get when run as root). Servers are started and stopped by PID (perf/anchor_etcd.sh,
+# perf/anchor_zk.sh, tools/local-cluster.sh), ports 26000-26999. Exit 0, or 1 when a case or
+# a cluster failed (the results file and the summary line are still written; missing figures
+# read n/a).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -42,7 +42,7 @@ while (($#)); do
     --out) OUT=${2:?--out needs a directory}; shift ;;
     --build) BUILD=${2:?--build needs a directory}; shift ;;
     --systems) SYSTEMS=$(tr ',' ' ' <<<"${2:?--systems needs a list}"); shift ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "compare: unknown option $1 (--help lists them)" >&2; exit 2 ;;
     esac
     shift
@@ -77,7 +77,8 @@ ensure_build
 DATE=$(date -u +%F)
 HOST=$(uname -n | cut -d. -f1)
 if [[ -z $OUT ]]; then
-    if ((QUICK)); then OUT=$(mktemp -d "${TMPDIR:-/tmp}/keel-compare-quick.XXXXXX"); else OUT=perf/results; fi
+    OUT=perf/results
+    ((!QUICK)) || OUT=$(mktemp -d "${TMPDIR:-/tmp}/keel-compare-quick.XXXXXX")
 fi
 NAME=$DATE-$HOST
 MD=$OUT/$NAME.md

@@ -157,7 +157,9 @@ stop_cluster() {
 # Resident set of the running cluster's servers, in MB (MiB).
 rss_mb() {
     local p kb=0
-    for p in ${PIDS_CSV//,/ }; do kb=$((kb + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status"))); done
+    for p in ${PIDS_CSV//,/ }; do
+        kb=$((kb + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status")))
+    done
     awk -v k="$kb" 'BEGIN { printf "%.1f", k / 1024 }'
 }
 
@@ -178,7 +180,8 @@ run_case() {
     fi
     if [[ -z ${R[$key]} ]]; then
         FAILED=$((FAILED + 1))
-        printf '[%4ds] %-10s %-9s FAILED: %s\n' $((SECONDS - T_START)) "$name" "$CUR_SYS" "$(tail -n 3 "$out" | paste -sd ' ' -)"
+        printf '[%4ds] %-10s %-9s FAILED: %s\n' $((SECONDS - T_START)) "$name" "$CUR_SYS" \
+            "$(tail -n 3 "$out" | paste -sd ' ' -)"
         return 0
     fi
     printf '[%4ds] %-10s %-9s ops/s=%-8s p99_ms=%-8s errors=%-4s server_cpu_s=%s\n' \
@@ -204,8 +207,9 @@ field() {
 }
 
 # phase CASES-FN ARGS...: for every system, back to back: its 3-member cluster, CASES-FN
-# SYSTEM ARGS..., the cluster stopped (two phases: a cluster restart costs ZooKeeper 20-50 s). The first phase of a system starts a fresh cluster and
-# writes every key once (measured too: case load); later phases restart it on its data.
+# SYSTEM ARGS..., the cluster stopped. The first phase of a system starts a fresh cluster and
+# writes every key once (measured too: case load); the second restarts it on its data (only
+# two phases: restarting a ZooKeeper ensemble on its data takes 20-50 s here).
 phase() {
     local fn=$1 sys; shift
     for sys in $SYSTEMS; do
@@ -257,8 +261,8 @@ cases_concurrent() {
 cases_rate() {
     local r
     for r in "${RATES[@]}"; do
-        CASE_DUR=$RATE_DUR measured "rate_$((r / 1000))k" --op put --rate "$r" --conns "${HIGH[0]}" \
-            --depth "${HIGH[1]}" --threads 2
+        CASE_DUR=$RATE_DUR measured "rate_$((r / 1000))k" --op put --rate "$r" \
+            --conns "${HIGH[0]}" --depth "${HIGH[1]}" --threads 2
     done
 }
 

@@ -160,7 +160,8 @@ report_write() {
     echo "# keel, etcd and ZooKeeper: $DATE on $HOST"
     echo
     echo "perf/compare.sh$( ((QUICK)) && echo ' --quick'): $DUR s measured per case (fixed" \
-        "rates: $RATE_DUR s) after $WARM s of warm-up, $KEYS keys of $KEY_B B, values of $VALUE_B B, every write durable" \
+        "rates: $RATE_DUR s) after $WARM s of warm-up, $KEYS keys of $KEY_B B, values of" \
+        "$VALUE_B B, every write durable" \
         "(fdatasync) on a quorum, 3-member clusters on loopback (memory case: 1 member), one" \
         "cluster of one system at a time, two phases (sequential and $lo in flight; $hi in" \
         "flight and fixed rates) run by the three systems back to back, each system's cluster" \
@@ -251,14 +252,18 @@ cdf_dat() {
     local f=$RAW/$1-$2.cdf
     [[ -s $f ]] || return 1
     awk '$1 ~ /^[0-9.eE+-]+$/ && $2 ~ /^[0-9.eE+-]+$/ { p[NR] = $1; l[NR] = $2; if ($1 > m) m = $1 }
-        END { s = (m <= 1) ? 100 : 1; for (i = 1; i <= NR; i++) if (i in p) print l[i], p[i] * s }' \
+        END { s = (m <= 1) ? 100 : 1
+              for (i = 1; i <= NR; i++) if (i in p) print l[i], p[i] * s }' \
         "$f"
 }
 
 plot_cdf() {
     local name=$1 title=$2 s plots=""
     for s in $SYSTEMS; do
-        cdf_dat "$name" "$s" >"$ART/cdf_$name-$s.dat" || { rm -f "$ART/cdf_$name-$s.dat"; continue; }
+        if ! cdf_dat "$name" "$s" >"$ART/cdf_$name-$s.dat"; then
+            rm -f "$ART/cdf_$name-$s.dat"
+            continue
+        fi
         plots+="${plots:+, }'$ART/cdf_$name-$s.dat' using 1:2 with lines lw 2 title '$s'"
     done
     [[ -n $plots ]] || return 0
