@@ -41,9 +41,12 @@ ensure_packages() {
     INSTALLED_NOW=1 # keelbench built before the client libraries lacks the etcd/zk drivers
 }
 
+# Builds keel when a program is missing, or keelbench lacks a driver (built before the client
+# libraries were installed: its "built without the ... driver" message is in the binary).
 ensure_build() {
     local bin=$BUILD/bin
-    if [[ -x $bin/keeld && -x $bin/keelbench && -x $bin/keelctl && -z ${INSTALLED_NOW:-} ]]; then
+    if [[ -x $bin/keeld && -x $bin/keelbench && -x $bin/keelctl && -z ${INSTALLED_NOW:-} ]] &&
+        ! grep -qa 'built without the' "$bin/keelbench"; then
         return 0
     fi
     echo "compare: building keel (Release) in $BUILD"
