@@ -72,29 +72,45 @@ probe_dsync_ms() {
     rm -f "$f"
 }
 
+# The first line of a command's output (stdout and stderr), or "$1 missing".
+first_line() {
+    local out
+    out=$("$@" 2>&1) || true
+    [[ -n $out ]] || out="$1 missing"
+    echo "${out%%$'\n'*}"
+}
+
+# The data dirs' file system and device, e.g. "ext4 (rw,relatime) on /dev/vda: 256G disk,
+# rotational=1, driver virtio_blk".
+disk_info() {
+    local src fs size dev drv
+    src=$(findmnt -no SOURCE -T "$WORK" 2>/dev/null) || src=unknown
+    fs=$(findmnt -no FSTYPE,OPTIONS -T "$WORK" 2>/dev/null | tr -s ' ') || fs=unknown
+    size=$(lsblk -dno SIZE,TYPE "${src%%$'\n'*}" 2>/dev/null | tr -s ' ') || size=""
+    dev=$(basename "${src%%$'\n'*}")
+    drv=$(readlink -f "/sys/block/$dev/device/driver" 2>/dev/null) || drv=""
+    echo "${fs%%$'\n'*} on ${src%%$'\n'*}: ${size# }, rotational=$(cat \
+        "/sys/block/$dev/queue/rotational" 2>/dev/null || echo '?'), driver ${drv##*/}"
+}
+
 # MACHINE and VERSIONS: markdown bullet lists for the results file.
 machine_info() {
-    local src fs dev
-    src=$(findmnt -no SOURCE -T "$WORK" 2>/dev/null | head -1 || echo unknown)
-    fs=$(findmnt -no FSTYPE,OPTIONS -T "$WORK" 2>/dev/null | head -1 | tr -s ' ' || true)
-    dev=$(basename "$src")
-    MACHINE="- CPUs: $(nproc) ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1))
+    local cpu jar
+    cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo)
+    jar=$(compgen -G '/usr/share/java/zookeeper-[0-9]*.jar') || jar="no zookeeper jar"
+    MACHINE="- CPUs: $(nproc) (${cpu%%$'\n'*})
 - RAM: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 - kernel: $(uname -sr)
-- data dirs: $WORK, file system $fs on $src ($(lsblk -dno SIZE,TYPE "$src" 2>/dev/null |
-        tr -s ' ' || true), rotational=$(cat "/sys/block/$dev/queue/rotational" 2>/dev/null ||
-        echo '?'), driver $(basename "$(readlink -f "/sys/block/$dev/device/driver" 2>/dev/null)" \
-        2>/dev/null || echo '?')); every member of every cluster on this one device
+- data dirs: $WORK, file system $(disk_info); every member of every cluster on this device
 - fdatasync probe: $(probe_dsync_ms) ms mean per 256 B in-place write with O_DSYNC (dd, \
 $PROBE_WRITES writes); keelbench --fsync-probe in the seq_put case gives p50
 - load generator: keelbench on the same machine, --threads 2 (1 for 1-connection cases)"
     VERSIONS="- keel: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)\
 $(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)'), built in $BUILD
-- etcd: $(etcd --version 2>/dev/null | head -1 | sed 's/etcd Version: //' || echo missing) \
-(Debian etcd-server $(pkg_version etcd-server))
-- ZooKeeper: $(pkg_version zookeeper) ($(ls /usr/share/java/zookeeper-[0-9]*.jar 2>/dev/null |
-        head -1 || echo 'jar not found')); $(java -version 2>&1 | head -1)
-- gnuplot: $(gnuplot --version 2>/dev/null || echo missing)"
+- etcd: $(first_line etcd --version) (Debian etcd-server $(pkg_version etcd-server))
+- ZooKeeper: Debian zookeeper $(pkg_version zookeeper) (${jar%%$'\n'*}); \
+$(first_line java -version)
+- gnuplot: $(first_line gnuplot --version)"
 }
 
 pkg_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo missing; }
