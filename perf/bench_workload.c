@@ -367,7 +367,10 @@ void bench_config_print(const struct bench_config *c, FILE *out)
     if (c->dist == BENCH_DIST_ZIPFIAN) fprintf(out, " zipf_theta=%g", c->zipf_theta);
     if (c->op == BENCH_OP_MIXED) fprintf(out, " read_ratio=%g", c->read_ratio);
     if (c->op == BENCH_OP_GET || c->op == BENCH_OP_MIXED)
-        fprintf(out, " reads=%s", c->serializable ? "serializable" : "linearizable");
+        fprintf(out, " reads=%s",
+                strcmp(c->system, "zookeeper") == 0 ? "sequential" /* zoo_aget: its own */
+                : c->serializable                   ? "serializable"
+                                                    : "linearizable");
     if (c->rate_ops_s > 0) fprintf(out, " rate_ops_s=%g", c->rate_ops_s);
     fprintf(out, " %s warmup_s=%g seed=%" PRIu64 " shard_aware=%s preload=%s\n", run, c->warmup_s,
             c->seed, c->shard_aware ? "yes" : "no",
