@@ -8,7 +8,7 @@
 #   summary: put_vs_etcd=X put_vs_zk=X lin_get_vs_etcd=X get_vs_zk=X p99_at_5k_vs_etcd=X
 #            p99_at_5k_vs_zk=X rss_vs_etcd=X rss_vs_zk=X          (keel's figure / the other's)
 #
-#   perf/compare.sh [--quick] [--out DIR] [--build DIR] [--systems LIST]
+#   perf/compare.sh [--quick] [--out DIR] [--build DIR] [--systems LIST] [--duration S]
 #
 #   --quick      2 s per case (0.5 s warm-up; fixed rates 1 s), 10,000 keys, memory case with
 #                20,000 keys; results go to a new directory under $TMPDIR unless --out is given
@@ -16,6 +16,7 @@
 #   --build DIR  keel's build dir (default $KEEL_BUILD, else build; 'make release' builds it
 #                when keeld or keelbench is missing)
 #   --systems L  a subset of keel,etcd,zookeeper (default all three, in that order)
+#   --duration S measured seconds per case (default 10, --quick 2); fixed-rate runs take half
 #
 # Two phases, each run by every system back to back (its cluster started, measured, stopped; the
 # first phase starts it fresh and writes every key once with 'keelbench --op load', the second
@@ -36,12 +37,14 @@ QUICK=0
 OUT=""
 BUILD=${KEEL_BUILD:-build}
 SYSTEMS="keel etcd zookeeper"
+DUR_OPT=""
 while (($#)); do
     case $1 in
     --quick) QUICK=1 ;;
     --out) OUT=${2:?--out needs a directory}; shift ;;
     --build) BUILD=${2:?--build needs a directory}; shift ;;
     --systems) SYSTEMS=$(tr ',' ' ' <<<"${2:?--systems needs a list}"); shift ;;
+    --duration) DUR_OPT=${2:?--duration needs seconds}; shift ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "compare: unknown option $1 (--help lists them)" >&2; exit 2 ;;
     esac
@@ -64,6 +67,12 @@ else
     # 5 s, as a system that cannot keep the rate needs rate x 5 s / its rate to finish its
     # schedule; loading 1,000,000 keys into etcd and ZooKeeper takes minutes.
     DUR=10 RATE_DUR=5 WARM=1 KEYS=100000 MEM_KEYS=1000000 MEM_SETTLE_S=5 PROBE_WRITES=1000
+fi
+if [[ -n $DUR_OPT ]]; then
+    [[ $DUR_OPT =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v d="$DUR_OPT" 'BEGIN { exit !(d > 0) }' ||
+        { echo "compare: --duration: seconds > 0" >&2; exit 2; }
+    DUR=$DUR_OPT
+    RATE_DUR=$(awk -v d="$DUR" 'BEGIN { print d / 2 }')
 fi
 PORT_KEEL=26000 # local-cluster.sh: clients on 26100, 26200, 26300 (+1, +2 the shards)
 PORT_ETCD=26500 # anchors: member i on P + 10*(i-1)
