@@ -81,7 +81,8 @@ struct be_thread {
     u64 measure_start_ns, last_ns, ops_measured;
     u64 preload_next, preload_end, preload_left;
     u64 unanswered;
-    u32 rr; /* fixed rate: the next connection to try */
+    u64 behind; /* fixed rate: measured requests of the schedule never sent */
+    u32 rr;     /* fixed rate: the next connection to try */
     bool closing;
     struct be_errors errors;
     atomic_ullong ops_progress; /* successful completions, read by main for progress */
@@ -267,32 +268,45 @@ static int be_rate_conn(struct be_thread *t)
     return -1;
 }
 
+/* Requests of the schedule due in [start_ns, until_ns) (the first is due at start_ns). */
+static u64 be_rate_due(u64 start_ns, u64 until_ns, double interval_ns)
+{
+    if (until_ns <= start_ns) return 0;
+    return (u64)ceil((double)(until_ns - start_ns) / interval_ns);
+}
+
+/* Fixed rate until the clock reaches end_ns: what the schedule holds then but was not sent
+ * (the system fell behind and every slot was taken) is counted as behind, not sent late. */
 static void be_run_rate(struct be_thread *t, u64 start_ns, u64 warm_end_ns, u64 end_ns)
 {
     const struct bench_config *c = t->cfg;
     double share = c->rate_ops_s * (double)t->conns_len / (double)c->conns;
     double interval_ns = 1e9 / share;
-    u64 sent = 0;
-    while (t->alive > 0 && be_budget_left(t)) {
+    u64 sent = 0, now_ns = bench_now_ns();
+    while (t->alive > 0 && be_budget_left(t) && now_ns < end_ns) {
         u64 next_ns = start_ns + (u64)((double)sent * interval_ns);
         if (next_ns >= end_ns) break;
-        u64 now_ns = bench_now_ns();
         bool blocked = false;
-        while (next_ns <= now_ns && next_ns < end_ns && be_budget_left(t)) {
+        while (next_ns <= now_ns && be_budget_left(t)) {
             int i = be_rate_conn(t);
-            if (i < 0) {
+            enum bench_req_op op = be_next_op(t);
+            u64 index = bench_next_index(c, t->zipf, &t->rng);
+            if (i < 0 || be_submit(t, (u32)i, op, index, next_ns, next_ns >= warm_end_ns) != 0) {
                 blocked = true; /* behind schedule: wait for a reply, keep the schedule */
                 break;
             }
-            enum bench_req_op op = be_next_op(t);
-            u64 index = bench_next_index(c, t->zipf, &t->rng);
-            if (be_submit(t, (u32)i, op, index, next_ns, next_ns >= warm_end_ns) != 0) continue;
             sent++;
             next_ns = start_ns + (u64)((double)sent * interval_ns);
         }
         u64 wait_us = blocked || next_ns <= now_ns ? BENCH_POLL_MAX_US : (next_ns - now_ns) / 1000;
         be_poll(t, wait_us < BENCH_POLL_MAX_US ? wait_us : BENCH_POLL_MAX_US);
+        now_ns = bench_now_ns();
     }
+    if (c->requests > 0 || t->alive == 0) return;
+    u64 due = be_rate_due(start_ns, end_ns, interval_ns);
+    u64 due_warm = be_rate_due(start_ns, warm_end_ns, interval_ns);
+    u64 unsent_from = KEEL_MAX(sent, due_warm); /* only measured ones count */
+    t->behind = due > unsent_from ? due - unsent_from : 0;
 }
 
 static u64 be_pending(const struct be_thread *t)
@@ -551,6 +565,7 @@ static void be_merge(struct be_bench *b, struct bench_result *r)
     for (u32 k = 0; k < BENCH_KINDS; k++) bench_hist_merge(r->all, r->hist[k]);
     ASSERT(r->all->count == r->ops);
     r->elapsed_s = end_ns > start_ns ? (double)(end_ns - start_ns) / 1e9 : 0.0;
+    for (u32 t = 0; t < b->cfg->threads; t++) r->behind += b->threads[t].behind;
 }
 
 static int be_report(struct be_bench *b)

@@ -21,7 +21,10 @@
  *    most depth in flight per connection. A request's latency runs from its SCHEDULED
  *    time, so a request that waited for a free slot (the system fell behind) counts its
  *    wait: coordinated omission is corrected. A request is measured when its scheduled
- *    time falls after the warmup. ops/s is then the rate achieved.
+ *    time falls after the warmup. ops/s is then the rate achieved. The run ends with the
+ *    clock (warmup + duration): requests of the schedule that were never sent because
+ *    every slot was busy are reported as "behind" (summary: behind=N), not sent late, so a
+ *    system that cannot keep the rate does not stretch the run.
  *  - Server CPU (--server-pids): utime + stime of each pid from /proc/PID/stat, read at the
  *    end of the warmup and after the drain; their sum over the pids is reported with ops
  *    per CPU second.

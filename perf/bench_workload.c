@@ -50,7 +50,8 @@ static const char bench_usage[] =
     "  --help             this text\n"
     "The last line of output is machine-readable:\n"
     "  summary: system=S op=OP ops_s=X p50_ms=X p90_ms=X p99_ms=X p999_ms=X max_ms=X\n"
-    "    errors=N [server_cpu_s=X ops_per_cpu_s=X] [fsync_p50_ms=X put_p50_vs_fdatasync=X]\n";
+    "    errors=N [server_cpu_s=X ops_per_cpu_s=X] [rate_ops_s=X behind=N]\n"
+    "    [fsync_p50_ms=X put_p50_vs_fdatasync=X]\n";
 
 enum {
     OPT_ENDPOINTS = 256,
@@ -570,6 +571,11 @@ void bench_report_latency(const struct bench_config *c, const struct bench_resul
     }
     latency_print(out, bench_op_name(c->op), r->all);
     if (r->fsync != NULL) fsync_compare_print(r, out, false);
+    if (c->rate_ops_s > 0)
+        fprintf(out,
+                "fixed rate %g/s: %.0f/s achieved; %" PRIu64
+                " requests of the schedule were never sent (all slots busy: behind)\n",
+                c->rate_ops_s, report_ops_s(r), r->behind);
     if (r->server_cpu_s >= 0)
         fprintf(out, "server CPU: %.2f s (%s), %.0f ops per CPU second\n", r->server_cpu_s,
                 c->server_pids, r->server_cpu_s > 0 ? (double)r->ops / r->server_cpu_s : 0.0);
@@ -584,6 +590,7 @@ void bench_report_latency(const struct bench_config *c, const struct bench_resul
     if (r->server_cpu_s >= 0)
         fprintf(out, " server_cpu_s=%.2f ops_per_cpu_s=%.0f", r->server_cpu_s,
                 r->server_cpu_s > 0 ? (double)r->ops / r->server_cpu_s : 0.0);
+    if (c->rate_ops_s > 0) fprintf(out, " rate_ops_s=%g behind=%" PRIu64, c->rate_ops_s, r->behind);
     if (r->fsync != NULL) fsync_compare_print(r, out, true);
     fputc('\n', out);
     fflush(out);

@@ -128,6 +128,7 @@ struct bench_result {
     double elapsed_s;                     /* the measured run */
     const struct bench_hist *fsync;       /* NULL without --fsync-probe */
     double server_cpu_s;                  /* --server-pids: their CPU seconds; else < 0 */
+    u64 behind; /* --rate: measured requests of the schedule not sent by the end */
 };
 
 /* The progress line (a terminal only): "\r" elapsed, ops so far, current ops/s. */
