@@ -42,7 +42,9 @@ case_note() {
         "by the member the client is connected to, no quorum round): not linearizable." ;;
     sget_*) echo "ZooKeeper: the figures of the linearizable-get case (it has one kind of read)." ;;
     rate_*) echo "Latency counts from each request's scheduled time (coordinated omission" \
-        "corrected). A system that could not keep the rate shows the rate it achieved." ;;
+        "corrected). A system that could not keep the rate shows the rate it achieved and how" \
+        "many requests of the schedule it never got to (every slot was busy): its latencies" \
+        "are those of a backlog." ;;
     esac
 }
 
@@ -58,7 +60,7 @@ table_row() {
         if [[ $c == ops_s && $1 == rate_* ]]; then
             target=${1#rate_}; target=$((${target%k} * 1000))
             awk -v a="$v" -v t="$target" 'BEGIN { exit !(a < 0.95 * t) }' &&
-                v="$v (did not keep $target)"
+                v="$v (did not keep $target; $(field "$key" behind) never sent)"
         fi
         row+=" ${v:-n/a} |"
     done
