@@ -286,8 +286,13 @@ static void be_run_rate(struct be_thread *t, u64 start_ns, u64 warm_end_ns, u64 
     double interval_ns = 1e9 / share;
     u64 grace_ns = KEEL_MAX(end_ns - warm_end_ns, (u64)BENCH_RATE_GRACE_MIN_S * 1000000000u);
     u64 stop_ns = end_ns == UINT64_MAX ? UINT64_MAX : end_ns + grace_ns;
+    u64 due_warm = be_rate_due(start_ns, warm_end_ns, interval_ns);
     u64 sent = 0, now_ns = bench_now_ns();
     while (t->alive > 0 && be_budget_left(t) && now_ns < stop_ns) {
+        /* The warmup's unsent backlog is dropped when the warmup ends: it would not be
+         * measured, and sending it first would keep a slow system from ever reaching the
+         * measured schedule (its in-flight requests still load the system). */
+        if (now_ns >= warm_end_ns && sent < due_warm) sent = due_warm;
         u64 next_ns = start_ns + (u64)((double)sent * interval_ns);
         if (next_ns >= end_ns) break;
         bool blocked = false;
@@ -308,7 +313,6 @@ static void be_run_rate(struct be_thread *t, u64 start_ns, u64 warm_end_ns, u64 
     }
     if (c->requests > 0 || t->alive == 0) return;
     u64 due = be_rate_due(start_ns, end_ns, interval_ns);
-    u64 due_warm = be_rate_due(start_ns, warm_end_ns, interval_ns);
     u64 unsent_from = KEEL_MAX(sent, due_warm); /* only measured ones count */
     t->behind = due > unsent_from ? due - unsent_from : 0;
 }

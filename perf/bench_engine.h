@@ -25,7 +25,9 @@
  *    behind gets one more duration (at least BENCH_RATE_GRACE_MIN_S) to take what the
  *    schedule still owes (sent late, measured from the scheduled time); what is still
  *    unsent then is reported as "behind" (summary: behind=N), so a system that cannot keep
- *    the rate stretches the run by one duration at most.
+ *    the rate stretches the run by one duration at most. Requests of the warmup's schedule
+ *    still unsent when the warmup ends are dropped (never measured; sending them first
+ *    would keep a slow system from reaching the measured schedule).
  *  - Server CPU (--server-pids): utime + stime of each pid from /proc/PID/stat, read at the
  *    end of the warmup and after the drain; their sum over the pids is reported with ops
  *    per CPU second.
